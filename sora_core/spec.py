@@ -1,0 +1,324 @@
+"""ShotSpec: one JSON document that describes a shot completely.
+
+The same file drives the Blender panel, the CLI and the farm. It is checked here, before any
+process starts, and every message names the field and the values it allows. Standard library
+only, so it imports inside Blender's Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .capabilities import ALL_MODES
+from .errors import SoraError, invalid
+
+SPEC_VERSION = 1
+DEFAULT_MODEL = "tinyworld"
+DIRECTIONS = ("forward", "backward")
+DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass
+class Keyframe:
+    """A still that the shot must pass through at output frame ``index`` (0-based)."""
+
+    path: str
+    index: int
+
+
+@dataclass
+class Inputs:
+    """Conditioning inputs; which ones a mode needs is checked by :meth:`ShotSpec.validate`."""
+
+    image: str | None = None            # animate: the still to start from
+    frames: str | None = None           # extend/restyle: sequence pattern (name.####.exr), folder or file
+    frame_range: list[int] | None = None  # [first, last] frame numbers of ``frames`` to use
+    direction: str = "forward"          # extend: forward (after the last frame) or backward
+    context: int | None = None          # extend: how many given frames condition the new ones
+    keyframes: list[Keyframe] = field(default_factory=list)  # interpolate
+    strength: float = 0.6               # restyle: 0 keeps the input, 1 ignores it
+
+
+@dataclass
+class Output:
+    """Where frames go: ``<root>/<dir>/<name>.####.exr`` plus ``manifest.json``."""
+
+    dir: str = "shots/shot"
+    name: str = "shot"
+    first_frame: int = 1
+
+
+@dataclass
+class Color:
+    """The view transform that links the model's display-referred frames to scene linear."""
+
+    config: str | None = None           # OCIO config path; None uses the built-in default
+    display: str | None = None          # None: the config's default display
+    view: str | None = None             # None: the config's default view
+    look: str | None = None
+
+
+@dataclass
+class Runtime:
+    device: str = "auto"
+    dtype: str = "auto"
+    memory: str = "none"
+
+
+@dataclass
+class ShotSpec:
+    mode: str = "generate"
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = DEFAULT_MODEL
+    seed: int = 0
+    steps: int | None = None            # None: the model's default
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    fps: float | None = None
+    inputs: Inputs = field(default_factory=Inputs)
+    output: Output = field(default_factory=Output)
+    color: Color = field(default_factory=Color)
+    runtime: Runtime = field(default_factory=Runtime)
+    version: int = SPEC_VERSION
+
+    # ---- serialisation -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any) -> "ShotSpec":
+        """Build and validate a spec; unknown keys and wrong types raise ``invalid_input``."""
+        spec = _build(cls, data, "")
+        spec.validate()
+        return spec
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "spec") -> "ShotSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SoraError("invalid_input", f"{source} is not valid JSON: {exc.msg} "
+                            f"at line {exc.lineno} column {exc.colno}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ShotSpec":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SoraError("not_found", f"spec file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SoraError("invalid_input", f"cannot read spec file {path}: {exc}") from None
+        return cls.from_json(text, source=str(path))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically so a farm never reads half a spec."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def spec_hash(self) -> str:
+        """Identity of what would be generated: equal hashes mean an identical shot."""
+        data = self.to_dict()
+        data.pop("output")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    # ---- validation ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check values and the inputs each mode needs; raise naming field and allowed values."""
+        _one_of("mode", self.mode, ALL_MODES)
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise invalid("model", "must name a model folder or a path to one")
+        _int_range("seed", self.seed, 0, 2**63 - 1)
+        if self.steps is not None:
+            _int_range("steps", self.steps, 1, 1000)
+        if self.guidance is not None:
+            _float_range("guidance", self.guidance, 0.0, 50.0)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                _int_range(name, value, 1, 8192)
+        if self.frames is not None:
+            _int_range("frames", self.frames, 1, 100_000)
+        if self.fps is not None:
+            _float_range("fps", self.fps, 0.1, 1000.0)
+        if self.mode in ("generate", "restyle") and not self.prompt.strip():
+            raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
+        self._validate_inputs()
+        self._validate_output()
+        _one_of("runtime.dtype", self.runtime.dtype, DTYPES)
+        _one_of("runtime.memory", self.runtime.memory, MEMORY_STRATEGIES)
+        if not DEVICE_RE.match(self.runtime.device):
+            raise invalid("runtime.device", f"{self.runtime.device!r} is not one of {DEVICES_HELP}")
+
+    def _validate_inputs(self) -> None:
+        inputs, mode = self.inputs, self.mode
+        _one_of("inputs.direction", inputs.direction, DIRECTIONS)
+        _float_range("inputs.strength", inputs.strength, 0.0, 1.0)
+        if inputs.context is not None:
+            _int_range("inputs.context", inputs.context, 1, 1000)
+        if inputs.frame_range is not None:
+            fr = inputs.frame_range
+            if (len(fr) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in fr)
+                    or fr[0] > fr[1]):
+                raise invalid("inputs.frame_range", "must be [first, last] frame numbers with first <= last")
+        if mode == "animate" and not inputs.image:
+            raise invalid("inputs.image", "animate needs a still image to start from")
+        if mode in ("extend", "restyle") and not inputs.frames:
+            raise invalid("inputs.frames", f"{mode} needs a frame sequence (name.####.exr, a folder or a file)")
+        if mode == "restyle" and inputs.strength <= 0.0:
+            raise invalid("inputs.strength", "restyle needs a strength above 0 (0 would return the input)")
+        if mode == "interpolate":
+            if len(inputs.keyframes) < 2:
+                raise invalid("inputs.keyframes", "interpolate needs at least two keyframes {path, index}")
+            indices = [k.index for k in inputs.keyframes]
+            if len(set(indices)) != len(indices) or min(indices) < 0:
+                raise invalid("inputs.keyframes", "keyframe indices must be distinct and >= 0")
+            if self.frames is not None and max(indices) >= self.frames:
+                raise invalid("inputs.keyframes", f"keyframe index {max(indices)} is past the last "
+                              f"frame (frames={self.frames}, indices count from 0)")
+
+    def _validate_output(self) -> None:
+        out = self.output
+        if not NAME_RE.match(out.name or ""):
+            raise invalid("output.name", f"{out.name!r} must be 1-100 letters, digits, '.', '_' or '-' "
+                          "and start with a letter or digit")
+        if not isinstance(out.dir, str) or not out.dir.strip():
+            raise invalid("output.dir", "must be a folder path")
+        _int_range("output.first_frame", out.first_frame, 0, 9_999_999)
+
+
+def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:
+    """The shot folder inside ``root``; a path that escapes the root is refused."""
+    root = Path(root).resolve()
+    target = Path(spec.output.dir)
+    target = (target if target.is_absolute() else root / target).resolve()
+    if target != root and root not in target.parents:
+        raise invalid("output.dir", f"{spec.output.dir!r} resolves to {target}, outside the output "
+                      f"root {root}", hint="use a path inside the output root, without '..'")
+    return target
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise invalid(name, f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
+
+
+def _int_range(name: str, value: Any, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise invalid(name, f"{value!r} must be an integer from {low} to {high}")
+
+
+def _float_range(name: str, value: Any, low: float, high: float) -> None:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not low <= float(value) <= high):
+        raise invalid(name, f"{value!r} must be a number from {low} to {high}")
+
+
+def _build(cls, data: Any, prefix: str):
+    """Instantiate dataclass ``cls`` from ``data``, naming the exact key on any mismatch."""
+    where = prefix.rstrip(".") or "spec"
+    if not isinstance(data, dict):
+        raise invalid(where, f"must be a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise invalid(prefix + unknown[0], f"unknown field; allowed fields here: {', '.join(known)}")
+    required = [f.name for f in fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise invalid(prefix + missing[0], "is required")
+    values = {}
+    for key, value in data.items():
+        values[key] = _coerce(hints[key], value, prefix + key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, name: str):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _coerce(hint, value, name)
+    if origin is list:
+        if not isinstance(value, list):
+            raise invalid(name, f"must be a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+        return _build(hint, value, name + ".")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in _TYPES and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
+        raise invalid(name, f"must be {_TYPES[hint]}, got {json.dumps(value)}")
+    return value
+
+
+def json_schema() -> dict:
+    """A JSON Schema (draft 2020-12) of ShotSpec for farm tools and editors."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ShotSpec",
+        "description": "One shot for sora_core: mode, prompt, model, sampling, size, inputs, output.",
+        **_schema_of(ShotSpec),
+        "required": ["mode"],
+    }
+
+
+def _schema_of(cls) -> dict:
+    enums = {"mode": list(ALL_MODES), "direction": list(DIRECTIONS), "dtype": list(DTYPES),
+             "memory": list(MEMORY_STRATEGIES)}
+    props = {}
+    hints = typing.get_type_hints(cls)
+    defaults = asdict(cls()) if cls is not Keyframe else {}
+    for f in fields(cls):
+        prop = _schema_type(hints[f.name])
+        if f.name in enums:
+            prop["enum"] = enums[f.name]
+        if f.name in defaults and not isinstance(defaults[f.name], (dict, list)):
+            prop["default"] = defaults[f.name]
+        props[f.name] = prop
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if cls is Keyframe:
+        schema["required"] = ["path", "index"]
+    return schema
+
+
+def _schema_type(hint: Any) -> dict:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if args and type(None) in args:
+        inner = _schema_type(next(a for a in args if a is not type(None)))
+        return {"anyOf": [inner, {"type": "null"}]}
+    if origin is list:
+        return {"type": "array", "items": _schema_type(args[0])}
+    if hasattr(hint, "__dataclass_fields__"):
+        return _schema_of(hint)
+    return {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[hint]}
