@@ -31,6 +31,13 @@ class Capabilities:
     default_fps: float = 24.0
     default_size: tuple[int, int] = (832, 480)
     max_prompt_words: int = 400     # rough text-encoder limit, in words
+    default_context: int = 1        # given frames that condition an extension
+
+    @property
+    def default_frames(self) -> int:
+        """About two seconds, fitted to the frame rule."""
+        wanted = min(self.max_frames, int(2 * self.default_fps) + self.frame_offset)
+        return self.fit_frames(max(wanted, self.min_frames))[0]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,13 +81,13 @@ class Capabilities:
 
 FAMILIES: dict[str, Capabilities] = {
     "wan-t2v": Capabilities("wan-t2v", ("generate", "restyle"), 4, 1, 5, 81, 16, 16, 1280,
-                            30, 5.0, 16.0, (832, 480), 380),
+                            30, 5.0, 16.0, (832, 480), 380, 5),
     "wan-i2v": Capabilities("wan-i2v", ("animate", "interpolate"), 4, 1, 5, 81, 16, 16, 1280,
-                            30, 5.0, 16.0, (832, 480), 380),
+                            30, 5.0, 16.0, (832, 480), 380, 5),
     "wan-vace": Capabilities("wan-vace", ("generate", "animate", "extend", "interpolate"),
-                             4, 1, 5, 81, 16, 16, 1280, 30, 5.0, 16.0, (832, 480), 380),
+                             4, 1, 5, 81, 16, 16, 1280, 30, 5.0, 16.0, (832, 480), 380, 5),
     "ltx": Capabilities("ltx", ALL_MODES, 8, 1, 9, 257, 32, 32, 1280, 40, 3.0, 24.0,
-                        (704, 480), 90),
+                        (704, 480), 90, 9),
 }
 
 # diffusers pipeline class named in a folder's model_index.json -> family

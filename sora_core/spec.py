@@ -57,7 +57,7 @@ class Output:
 
     dir: str = "shots/shot"
     name: str = "shot"
-    first_frame: int = 1
+    first_frame: int | None = None      # None: 1, or continuing the input sequence for extend
 
 
 @dataclass
@@ -205,7 +205,8 @@ class ShotSpec:
                           "and start with a letter or digit")
         if not isinstance(out.dir, str) or not out.dir.strip():
             raise invalid("output.dir", "must be a folder path")
-        _int_range("output.first_frame", out.first_frame, 0, 9_999_999)
+        if out.first_frame is not None:
+            _int_range("output.first_frame", out.first_frame, 0, 9_999_999)
 
 
 def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:

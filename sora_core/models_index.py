@@ -1,0 +1,110 @@
+"""Finding models: the bundled one, folders under the model roots, or a path.
+
+Light half: reads ``model_index.json`` only, so hosts can list models and their capabilities
+without torch. Model roots come from ``--models-dir``/host preferences and ``SORA_MODELS``
+(``os.pathsep``-separated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .capabilities import FAMILIES, PIPELINE_FAMILIES, Capabilities, register_family
+from .errors import SoraError
+
+PACKAGE_MODELS = Path(__file__).parent / "models"
+BUNDLED = {"tinyworld": PACKAGE_MODELS / "tinyworld" / "weights"}
+
+
+def _register_bundled() -> None:
+    """The bundled model declares its limits in its torch-free package ``__init__``."""
+    try:
+        from .models import tinyworld as tw
+    except ImportError:
+        return
+    size = getattr(tw, "NATIVE_SIZE", (64, 64))
+    register_family(Capabilities(
+        "tinyworld", ("generate", "animate", "extend", "interpolate", "restyle"),
+        frame_multiple=1, frame_offset=0, min_frames=2, max_frames=getattr(tw, "MAX_FRAMES", 16),
+        size_multiple=size[0], min_size=min(size), max_size=max(size),
+        default_steps=getattr(tw, "DEFAULT_STEPS", 20), default_guidance=getattr(tw, "DEFAULT_GUIDANCE", 3.0),
+        default_fps=float(getattr(tw, "FPS", 8)), default_size=tuple(size), max_prompt_words=40,
+        default_context=getattr(tw, "DEFAULT_CONTEXT", 4)),
+        ("TinyWorldPipeline",))
+
+
+_register_bundled()
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    pipeline_class: str
+    family: str | None
+    bundled: bool = False
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return FAMILIES.get(self.family) if self.family else None
+
+    def to_dict(self) -> dict:
+        caps = self.capabilities
+        return {"name": self.name, "path": str(self.path), "pipeline": self.pipeline_class,
+                "family": self.family, "bundled": self.bundled,
+                "capabilities": caps.to_dict() if caps else None}
+
+
+def model_roots(extra_roots=()) -> list[Path]:
+    roots = [Path(r).expanduser() for r in extra_roots if r]
+    roots += [Path(r).expanduser() for r in os.environ.get("SORA_MODELS", "").split(os.pathsep) if r]
+    return roots
+
+
+def inspect_model(path: str | Path, name: str | None = None, bundled: bool = False) -> ModelInfo:
+    """Read a model folder's ``model_index.json``; a folder without one is not a model."""
+    path = Path(path)
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise SoraError("not_found", f"{path} is not a model folder (no model_index.json)",
+                        hint="point at a diffusers pipeline folder saved with save_pretrained")
+    try:
+        cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+    except (json.JSONDecodeError, OSError, AttributeError) as exc:
+        raise SoraError("invalid_input", f"{index} is not valid JSON: {exc}") from None
+    return ModelInfo(name or path.name, path, cls, PIPELINE_FAMILIES.get(cls), bundled)
+
+
+def list_models(extra_roots=()) -> list[ModelInfo]:
+    """The bundled models that are present, then every model folder under the roots."""
+    found = [inspect_model(p, n, bundled=True) for n, p in BUNDLED.items()
+             if (p / "model_index.json").is_file()]
+    for root in model_roots(extra_roots):
+        candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+        for folder in candidates:
+            if (folder / "model_index.json").is_file():
+                try:
+                    found.append(inspect_model(folder))
+                except SoraError:
+                    continue
+    return found
+
+
+def resolve_model(ref: str, extra_roots=()) -> ModelInfo:
+    """A model by bundled name, folder name under a root, or path; not found names the choices."""
+    if ref in BUNDLED and (BUNDLED[ref] / "model_index.json").is_file():
+        return inspect_model(BUNDLED[ref], ref, bundled=True)
+    path = Path(ref).expanduser()
+    if path.is_absolute() or os.sep in ref or ref.startswith("."):
+        if not path.exists():
+            raise SoraError("not_found", f"model folder not found: {path}")
+        return inspect_model(path)
+    for root in model_roots(extra_roots):
+        if (root / ref / "model_index.json").is_file():
+            return inspect_model(root / ref)
+    names = [m.name for m in list_models(extra_roots)]
+    raise SoraError("not_found", f"model {ref!r} not found; available: {', '.join(names) or 'none'}",
+                    hint="add a models folder with --models-dir or SORA_MODELS, or give a path")
