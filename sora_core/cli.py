@@ -1,0 +1,256 @@
+"""The ``sora`` command: make shots from flags or a spec file, list models, read provenance.
+
+The CLI itself stays light (no torch): it validates, then hands the job to a worker process
+through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input,
+3 not found, 75 retry may help, 130 cancelled, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+from . import __version__, protocol
+from .capabilities import ALL_MODES
+from .errors import EXIT_OK, SoraError
+from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema, resolve_output_dir
+
+
+def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
+    p.add_argument("--prompt", default="", help="what the shot shows")
+    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--model", default=None, help="bundled model name, folder under a models dir, or path")
+    p.add_argument("--frames", type=int, help="frame count (extend: new frames); default: the model's")
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--fps", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
+    p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
+    p.add_argument("--first-frame", type=int, help="number of the first written frame")
+    if mode == "animate":
+        p.add_argument("--image", required=True, help="the still to animate")
+    if mode in ("extend", "restyle"):
+        p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
+        p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
+    if mode == "extend":
+        p.add_argument("--direction", choices=DIRECTIONS, default="forward")
+        p.add_argument("--context", type=int, help="given frames that condition the new ones")
+    if mode == "interpolate":
+        p.add_argument("--keyframe", action="append", required=True, metavar="PATH[@INDEX]",
+                       help="a keyframe and its 0-based output index (default: first, then last)")
+    if mode == "restyle":
+        p.add_argument("--strength", type=float, default=0.6, help="0 keeps the input, 1 ignores it")
+    g = p.add_argument_group("color and runtime")
+    g.add_argument("--ocio-config", help="OCIO config for the view transform (default: built-in)")
+    g.add_argument("--display")
+    g.add_argument("--view")
+    g.add_argument("--look")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--dtype", default="auto", choices=DTYPES)
+    g.add_argument("--memory", default="none", choices=MEMORY_STRATEGIES)
+    p.add_argument("--save-spec", metavar="PATH", help="write the spec to PATH and exit without running")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-root", default=None,
+                   help="folder every output path must stay inside (default: $SORA_OUTPUT_ROOT or .)")
+    p.add_argument("--models-dir", action="append", default=[], help="extra folder of models")
+    p.add_argument("--python", default=None, help="Python that runs the worker (default: this one)")
+    p.add_argument("--json", action="store_true", help="print the worker's events as JSON lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sora", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"sora {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mode in ALL_MODES:
+        p = sub.add_parser(mode, help=f"{mode} a shot")
+        _add_shot_flags(p, mode)
+        _add_run_flags(p)
+    p = sub.add_parser("run", help="make the shot a spec file describes")
+    p.add_argument("spec")
+    _add_run_flags(p)
+    p = sub.add_parser("models", help="list local models and what they can do")
+    p.add_argument("--models-dir", action="append", default=[])
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("info", help="print the provenance stored in a generated frame")
+    p.add_argument("frame")
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
+    return parser
+
+
+def spec_from_args(args) -> ShotSpec:
+    data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
+            "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "width": args.width,
+            "height": args.height, "frames": args.frames, "fps": args.fps,
+            "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
+                       "first_frame": args.first_frame},
+            "color": {"config": args.ocio_config, "display": args.display, "view": args.view,
+                      "look": args.look},
+            "runtime": {"device": args.device, "dtype": args.dtype, "memory": args.memory}}
+    if args.model:
+        data["model"] = args.model
+    inputs: dict = {}
+    if args.command == "animate":
+        inputs["image"] = args.image
+    if args.command in ("extend", "restyle"):
+        inputs["frames"] = args.input
+        inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
+    if args.command == "extend":
+        inputs.update(direction=args.direction, context=args.context)
+    if args.command == "restyle":
+        inputs["strength"] = args.strength
+    if args.command == "interpolate":
+        inputs["keyframes"] = [vars(k) for k in _keyframes(args.keyframe, args.frames)]
+    data["inputs"] = inputs
+    return ShotSpec.from_dict(data)
+
+
+def _keyframes(values: list[str], frames: int | None) -> list[Keyframe]:
+    keys = []
+    for i, value in enumerate(values):
+        path, sep, index = value.rpartition("@")
+        if not sep or not index.lstrip("-").isdigit():
+            path, index = value, None
+        if index is None:
+            index = 0 if i == 0 else (frames - 1 if frames else 10_000)
+        keys.append(Keyframe(path, int(index)))
+    return keys
+
+
+class Progress:
+    """A one-line bar on a terminal; one plain line per event elsewhere (farm logs)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.t0 = time.monotonic()
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "progress" and self.tty:
+            step, total = event.get("step", 0), max(event.get("total", 1), 1)
+            width = max(10, min(40, shutil.get_terminal_size().columns - 40))
+            filled = int(width * step / total)
+            self.stream.write(f"\r{event.get('phase', ''):>8} [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{step}/{total} {time.monotonic() - self.t0:6.1f}s")
+            self.stream.flush()
+            if step == total:
+                self.stream.write("\n")
+        elif kind == "frame" and self.tty:
+            return
+        elif kind == "notice":
+            self.stream.write(f"warning: {event.get('message')}\n")
+        elif kind != "error":
+            self.stream.write(protocol.describe(event) + "\n")
+        self.stream.flush()
+
+
+def output_root(args) -> str:
+    return args.output_root or os.environ.get("SORA_OUTPUT_ROOT") or os.getcwd()
+
+
+def run_spec(spec: ShotSpec, args) -> int:
+    from .client import WorkerClient
+    from .models_index import resolve_model
+
+    root = output_root(args)
+    resolve_output_dir(spec, root)          # refuse an escaping path before any process starts
+    resolve_model(spec.model, args.models_dir)
+    env = {}
+    if args.models_dir:
+        env["SORA_MODELS"] = os.pathsep.join(
+            [os.path.abspath(d) for d in args.models_dir] + [p for p in os.environ.get("SORA_MODELS", "").split(os.pathsep) if p])
+    show = (lambda e: print(json.dumps(e), flush=True)) if args.json else Progress()
+    with WorkerClient(python=args.python, env=env,
+                      log=None if args.json else (lambda line: print(line, file=sys.stderr))) as client:
+        job = client.submit(spec, root)
+        try:
+            done = job.wait(show)
+        except KeyboardInterrupt:
+            job.cancel(grace=5)
+            try:
+                job.wait(show)
+            except SoraError:
+                pass
+            raise SoraError("cancelled", "cancelled by the user") from None
+        except SoraError as err:
+            if args.json:
+                print(json.dumps(err.to_event(job.id)), flush=True)
+            raise
+    if not args.json:
+        print(done["manifest"])
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from .models_index import list_models
+
+    models = list_models(args.models_dir)
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=2))
+        return EXIT_OK
+    if not models:
+        print("no models found; add a folder with --models-dir or SORA_MODELS")
+    for m in models:
+        caps = m.capabilities
+        where = "bundled" if m.bundled else str(m.path)
+        if caps is None:
+            print(f"{m.name:20} {m.pipeline_class} (no backend serves this pipeline)  {where}")
+            continue
+        print(f"{m.name:20} {caps.family:10} modes: {', '.join(caps.modes)}; frames {caps.frame_rule()} "
+              f"up to {caps.max_frames} a pass; size multiple of {caps.size_multiple}  {where}")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from .frames.exr import read_attrs
+
+    attrs = read_attrs(args.frame)
+    prov = {k: v for k, v in attrs.items() if k.startswith("sora:")}
+    if not prov:
+        raise SoraError("invalid_input", f"{args.frame} carries no sora provenance")
+    if args.json:
+        print(json.dumps(prov, indent=2))
+    else:
+        for key, value in prov.items():
+            print(f"{key[5:]:16} {value}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "spec-schema":
+            print(json.dumps(json_schema(), indent=2))
+            return EXIT_OK
+        if args.command == "models":
+            return cmd_models(args)
+        if args.command == "info":
+            return cmd_info(args)
+        if args.command == "run":
+            return run_spec(ShotSpec.load(args.spec), args)
+        spec = spec_from_args(args)
+        if args.save_spec:
+            spec.save(args.save_spec)
+            print(args.save_spec)
+            return EXIT_OK
+        return run_spec(spec, args)
+    except SoraError as err:
+        print(f"sora: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("sora: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
