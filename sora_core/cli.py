@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print the provenance stored in a generated frame")
     p.add_argument("frame")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("sheet", help="write a contact-sheet PNG of a shot folder")
+    p.add_argument("shot", help="shot folder (with manifest.json)")
+    p.add_argument("-o", "--output", help="PNG path (default: <shot>/contact_sheet.png)")
+    p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
     return parser
 
@@ -236,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "sheet":
+            from .contact_sheet import contact_sheet
+            print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
+                                args.columns))
+            return EXIT_OK
         if args.command == "run":
             return run_spec(ShotSpec.load(args.spec), args)
         spec = spec_from_args(args)
@@ -250,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sora: cancelled", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so in one line, the traceback only on request
+        if os.environ.get("SORA_DEBUG"):
+            raise
+        print(f"sora: internal error: {type(exc).__name__}: {exc} (set SORA_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -178,13 +178,14 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache: BackendCache, emit:
              job_id: str = "", is_cancelled: Callable[[], bool] = lambda: False,
              models_dirs=()) -> dict:
     """Make the shot and return the ``done`` event; raise SoraError on any failure."""
+    t0 = time.perf_counter()
+    plan = plan_shot(spec, output_root, models_dirs)   # every cheap check before heavy imports
+
     from .backends import Request
     from .frames.color import ViewTransform, load_conditioning
     from .frames.exr import write_exr
     from .frames.sequence import frame_path
 
-    t0 = time.perf_counter()
-    plan = plan_shot(spec, output_root, models_dirs)
     for note in plan.notices:
         emit({"event": "notice", "job": job_id, "message": note})
     transform = ViewTransform(spec.color.config, spec.color.display, spec.color.view, spec.color.look)

@@ -1,9 +1,10 @@
 """The worker process: ``python -m sora_core.worker``.
 
 Reads commands as JSON lines on stdin, writes events as JSON lines on stdout, logs to stderr.
-Jobs run one at a time on the main thread while a reader thread takes ``cancel`` and
-``shutdown`` at any moment; the last model stays loaded between jobs. End of stdin (the host
-went away) cancels the running job and exits, so a dead host never leaves a worker behind.
+Jobs run one at a time on the main thread while a reader thread takes ``cancel`` at any
+moment; ``shutdown`` exits after the jobs already sent. The last model stays loaded between
+jobs. End of stdin (the host went away) cancels the running job and exits, so a dead host
+never leaves a worker behind.
 """
 
 from __future__ import annotations
@@ -95,11 +96,12 @@ class Worker:
                 self.jobs.put(cmd)
             elif kind == "cancel":
                 self.cancelled.add(str(cmd.get("id")))
-            elif kind == "shutdown":
-                break
+            elif kind == "shutdown":    # graceful: finish the jobs already sent, then exit
+                self.jobs.put(None)
+                return
             else:
                 log.error("ignoring unknown command %r; known: %s", kind, ", ".join(protocol.COMMANDS))
-        self.stopping.set()     # shutdown or end of input: stop the running job, then exit
+        self.stopping.set()     # end of input, the host is gone: stop the running job and exit
         self.jobs.put(None)
 
     def serve(self) -> None:
