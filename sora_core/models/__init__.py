@@ -1,0 +1,1 @@
+"""Models bundled with sora_core."""
