@@ -1,0 +1,362 @@
+"""Evaluate the bundled TinyWorld model with a detector that reads generated frames.
+
+    python bench/eval_tinyworld.py                       # the committed weights, full table
+    python bench/eval_tinyworld.py --ckpt .cache/train/tinyworld/ckpt.pt --n 10 --sheet probe.png
+
+The detector knows nothing of the model: it finds object pixels by brightness (objects are
+bright and saturated or white; the backgrounds and the ground are dark or mid-gray), names
+their colour by hue, tracks each colour's centroid to read the motion, and reads the camera
+pan from the global shift of the ground between frames. Prompts come from the world's
+grammar on seeds the training never used (>= 10**9), split into in-distribution and held-out
+colour x shape x motion combinations (the fixed rule in ``world.is_held_out``).
+Run with ``--check`` to score the world's own renders (the detector's ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sora_core.models.tinyworld import world  # noqa: E402
+
+EVAL_SEED = 10**9
+BRIGHT = 0.62
+_REF = {}
+for _n, _c in world.COLORS.items():
+    h, s, v = colorsys.rgb_to_hsv(*_c)
+    _REF[_n] = h
+_CHROMA = [n for n in world.COLOR_NAMES if n != "white"]
+_REF_H = np.array([_REF[n] for n in _CHROMA])
+
+
+# --------------------------------------------------------------------------- detector
+
+def color_map(frames: np.ndarray) -> np.ndarray:
+    """(F,H,W,3) -> (F,H,W) int: -1 background, else index into world.COLOR_NAMES."""
+    mx = frames.max(-1)
+    mn = frames.min(-1)
+    sat = (mx - mn) / np.maximum(mx, 1e-6)
+    r, g, b = frames[..., 0], frames[..., 1], frames[..., 2]
+    d = np.maximum(mx - mn, 1e-6)
+    hue = np.where(mx == r, ((g - b) / d) % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4)) / 6.0
+    dist = np.abs(hue[..., None] - _REF_H)
+    dist = np.minimum(dist, 1 - dist)
+    chroma_idx = np.array([world.COLOR_NAMES.index(n) for n in _CHROMA])[dist.argmin(-1)]
+    out = np.where(sat < 0.3, world.COLOR_NAMES.index("white"), chroma_idx)
+    return np.where(mx > BRIGHT, out, -1)
+
+
+def track(cmap: np.ndarray, color: str | None = None, min_px: int = 12):
+    """Centroids (F,2) of the pixels of one colour (or of all object pixels), NaN where absent."""
+    sel = cmap >= 0 if color is None else cmap == world.COLOR_NAMES.index(color)
+    ys, xs = np.mgrid[: cmap.shape[1], : cmap.shape[2]]
+    cnt = sel.sum((1, 2))
+    cx = np.where(cnt >= min_px, (sel * xs).sum((1, 2)) / np.maximum(cnt, 1), np.nan)
+    cy = np.where(cnt >= min_px, (sel * ys).sum((1, 2)) / np.maximum(cnt, 1), np.nan)
+    return np.stack([cx, cy], 1), cnt
+
+
+def dominant_color(cmap: np.ndarray) -> str | None:
+    v = cmap[cmap >= 0]
+    if v.size < 12 * cmap.shape[0] // 2:
+        return None
+    return world.COLOR_NAMES[np.bincount(v, minlength=len(world.COLOR_NAMES)).argmax()]
+
+
+def classify_motion(tr: np.ndarray) -> str:
+    ok = ~np.isnan(tr[:, 0])
+    if ok.sum() < len(tr) * 0.6:
+        return "none"
+    p = tr[ok]
+    a, b = p[:3].mean(0), p[-3:].mean(0)
+    dx, dy = b - a
+    rx, ry = np.ptp(p[:, 0]), np.ptp(p[:, 1])
+    if abs(dx) >= 12 and abs(dx) > abs(dy):
+        return "moving right" if dx > 0 else "moving left"
+    if abs(dy) >= 16 and abs(dy) > abs(dx):
+        return "moving down" if dy > 0 else "moving up"
+    if ry >= 9 and abs(dx) < 8:
+        return "bouncing"
+    if rx < 6 and ry < 6:
+        return "still"
+    return "unclear"
+
+
+def ground_shift(frames: np.ndarray, cmap: np.ndarray, r: int = 4) -> np.ndarray:
+    """Summed screen shift (x, y) of the background over the clip (brute-force per frame pair)."""
+    lum = frames.mean(-1)
+    obj = cmap >= 0
+    H, W = lum.shape[1:]
+    total = np.zeros(2)
+    for t in range(len(lum) - 1):
+        a, b = lum[t], lum[t + 1]
+        best, arg = np.inf, (0, 0)
+        for sy in range(-r, r + 1):
+            for sx in range(-r, r + 1):
+                # b[y, x] ~ a[y - sy, x - sx]
+                bb = b[r:H - r, r:W - r]
+                aa = a[r - sy:H - r - sy, r - sx:W - r - sx]
+                m = ~(obj[t + 1, r:H - r, r:W - r] | obj[t, r - sy:H - r - sy, r - sx:W - r - sx])
+                if m.sum() < 200:
+                    continue
+                e = np.abs(bb - aa)[m].mean()
+                if e < best:
+                    best, arg = e, (sx, sy)
+        total += arg
+    return total
+
+
+def classify_camera(frames: np.ndarray, cmap: np.ndarray) -> str:
+    sx, sy = ground_shift(frames, cmap)
+    if max(abs(sx), abs(sy)) < 8:
+        return "static"
+    if abs(sx) >= abs(sy):
+        return "left" if sx > 0 else "right"     # ground slides right = camera pans left
+    return "up" if sy > 0 else "down"
+
+
+def score_clip(frames: np.ndarray, caption: str) -> dict:
+    """What the detector reads from one clip against what its caption asks."""
+    want = world.parse_caption(caption)
+    cmap = color_map(frames)
+    res: dict = {"caption": caption}
+    objs = want["objects"]
+    if len(objs) == 1:
+        o = objs[0]
+        res["color_read"] = dominant_color(cmap)
+        res["color_ok"] = res["color_read"] == o["color"]
+        tr, _ = track(cmap, None)
+        res["motion_read"] = classify_motion(tr)
+        res["motion_ok"] = res["motion_read"] == o["motion"]
+    elif len(objs) == 2:
+        present = []
+        for o in objs:
+            _, cnt = track(cmap, o["color"])
+            present.append(bool((cnt >= 12).mean() >= 0.75))
+        res["both_ok"] = all(present)
+    if want["background"] == "ground":
+        res["camera_read"] = classify_camera(frames, cmap)
+        res["camera_ok"] = res["camera_read"] == want["camera"]
+    return res
+
+
+# --------------------------------------------------------------------------- runs
+
+def eval_set(gen, n: int, held_out: bool, base: int, n_objects=None, background=None, camera=None):
+    rows, sheet = [], []
+    for i in range(n):
+        rng = np.random.default_rng(base + i)
+        scene = world.sample_scene(rng, n_objects=n_objects, held_out=held_out, background=background, camera=camera)
+        cap = scene.caption()
+        frames = gen(cap, seed=base + i, scene=scene)
+        rows.append(score_clip(frames, cap))
+        sheet.append((cap, frames))
+    return rows, sheet
+
+
+def rate(rows, key):
+    v = [r[key] for r in rows if key in r]
+    return (float(np.mean(v)) if v else float("nan")), len(v)
+
+
+def continuity(pipe, n: int, base: int, steps: int, guidance: float):
+    """Extend forward/backward and interpolate clips of one object moving right (ground truth renders)."""
+    import torch
+    out = {"extend_fwd_err": [], "extend_fwd_keeps": [], "extend_bwd_err": [], "interp_err": [],
+           "animate_color": [], "animate_motion": []}
+    for i in range(n):
+        rng = np.random.default_rng(base + 500 + i)
+        o = world.sample_object(rng, held_out=False)
+        o.motion = "moving right"
+        o.x0, o.y0 = world._start(rng, o.motion)
+        scene = world.Scene([o], ["black", "gray", "ground"][i % 3], "static", int(rng.integers(2**31 - 1)),
+                            (float(rng.uniform(0, 128)), float(rng.uniform(0, 128))))
+        cap, gt = scene.caption(), world.render(scene)
+        truth = o.track()
+        g = lambda: torch.Generator().manual_seed(base + i)  # noqa: E731
+        kw = dict(num_inference_steps=steps, guidance_scale=guidance)
+        k = 4
+        f = pipe(cap, known_frames={j: gt[j] for j in range(k)}, generator=g(), **kw).frames[0]
+        cm = color_map(f)
+        tr, _ = track(cm, o.color)
+        out["extend_fwd_err"].append(float(np.linalg.norm(tr[k] - truth[k])) if not np.isnan(tr[k, 0]) else 99.0)
+        gen_part = cm[k:]
+        tr2, _ = track(gen_part, o.color)
+        out["extend_fwd_keeps"].append(dominant_color(gen_part) == o.color and classify_motion(tr2) == "moving right")
+        f = pipe(cap, known_frames={j: gt[j] for j in range(16 - k, 16)}, generator=g(), **kw).frames[0]
+        tr, _ = track(color_map(f), o.color)
+        j = 16 - k - 1
+        out["extend_bwd_err"].append(float(np.linalg.norm(tr[j] - truth[j])) if not np.isnan(tr[j, 0]) else 99.0)
+        f = pipe(cap, known_frames={0: gt[0], 15: gt[15]}, generator=g(), **kw).frames[0]
+        tr, _ = track(color_map(f), o.color)
+        mid = tr[1:15]
+        ok = ~np.isnan(mid[:, 0])
+        if ok.any():
+            d0 = np.linalg.norm(mid[ok] - truth[0], axis=1).min()
+            d1 = np.linalg.norm(mid[ok] - truth[15], axis=1).min()
+            out["interp_err"].append(float(max(d0, d1)))
+        else:
+            out["interp_err"].append(99.0)
+        f = pipe(cap, known_frames={0: gt[0]}, generator=g(), **kw).frames[0]
+        cm = color_map(f)
+        out["animate_color"].append(dominant_color(cm) == o.color)
+        out["animate_motion"].append(classify_motion(track(cm, None)[0]) == "moving right")
+    return out
+
+
+def restyle(pipe, n: int, base: int, steps: int, guidance: float, strength: float = 0.8):
+    import torch
+    ok_color, ok_motion = [], []
+    for i in range(n):
+        rng = np.random.default_rng(base + 900 + i)
+        o = world.sample_object(rng, held_out=False)
+        scene = world.Scene([o], "black", "static")
+        src = world.render(scene)
+        new = [c for c in world.COLOR_NAMES if c != o.color][i % 6]
+        cap = scene.caption().replace(o.color, new, 1)
+        f = pipe(cap, video=src, strength=strength, generator=torch.Generator().manual_seed(i),
+                 num_inference_steps=steps, guidance_scale=guidance).frames[0]
+        cm = color_map(f)
+        ok_color.append(dominant_color(cm) == new)
+        ok_motion.append(classify_motion(track(cm, None)[0]) == o.motion)
+    return {"restyle_color": ok_color, "restyle_motion": ok_motion}
+
+
+def save_sheet(items, path: Path, every: int = 2):
+    from PIL import Image, ImageDraw
+    rows = []
+    for cap, f in items:
+        row = np.concatenate([np.pad(f[t], ((1, 1), (1, 1), (0, 0))) for t in range(0, len(f), every)], 1)
+        rows.append(row)
+    img = (np.concatenate(rows, 0) * 255).clip(0, 255).astype(np.uint8)
+    scale = 2
+    im = Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST)
+    label_w = 330
+    canvas = Image.new("RGB", (im.width + label_w, im.height), (255, 255, 255))
+    canvas.paste(im, (label_w, 0))
+    d = ImageDraw.Draw(canvas)
+    for i, (cap, _) in enumerate(items):
+        y = i * 66 * scale + 4
+        words = cap.split()
+        lines, cur = [], ""
+        for w in words:
+            if len(cur) + len(w) > 52:
+                lines.append(cur)
+                cur = w
+            else:
+                cur = (cur + " " + w).strip()
+        lines.append(cur)
+        for j, line in enumerate(lines):
+            d.text((4, y + 12 * j), line, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=str(ROOT / "sora_core/models/tinyworld/weights"))
+    ap.add_argument("--ckpt", default=None, help="a training checkpoint instead of the weights folder")
+    ap.add_argument("--check", action="store_true", help="score the world's own renders (detector ceiling)")
+    ap.add_argument("--n", type=int, default=40, help="clips per set")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--shift", type=float, default=None, help="override the scheduler's shift")
+    ap.add_argument("--no-modes", action="store_true", help="skip continuity / animate / restyle")
+    ap.add_argument("--sheet", default=None, help="contact sheet PNG path")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    from sora_core.models.tinyworld import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    steps = args.steps or DEFAULT_STEPS
+    guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    pipe = None
+    if args.check:
+        def gen(cap, seed, scene):
+            return world.render(scene)
+    else:
+        import torch
+        torch.set_num_threads(args.threads)
+        t0 = time.time()
+        if args.ckpt:
+            from sora_core.models.tinyworld.train import load_checkpoint
+            pipe = load_checkpoint(args.ckpt)
+            print(f"checkpoint step {pipe.step}")
+        else:
+            from sora_core.models.tinyworld.pipeline import TinyWorldPipeline
+            pipe = TinyWorldPipeline.from_pretrained(args.weights, torch_dtype=torch.float32)
+        if args.shift is not None:
+            from diffusers import FlowMatchEulerDiscreteScheduler
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=args.shift)
+        load_s = time.time() - t0
+
+        def gen(cap, seed, scene):
+            return pipe(cap, generator=torch.Generator().manual_seed(seed), num_inference_steps=steps,
+                        guidance_scale=guidance).frames[0]
+
+    n = args.n
+    t0 = time.time()
+    sets = {
+        "in-distribution": [eval_set(gen, n, False, EVAL_SEED, n_objects=1),
+                            eval_set(gen, max(n // 2, 4), False, EVAL_SEED + 10_000, n_objects=2),
+                            eval_set(gen, max(n // 2, 4), False, EVAL_SEED + 20_000, background="ground")],
+        "held-out combos": [eval_set(gen, n, True, EVAL_SEED + 30_000, n_objects=1),
+                            eval_set(gen, max(n // 4, 2), True, EVAL_SEED + 40_000, n_objects=2)],
+    }
+    eval_s = time.time() - t0
+    report: dict = {"steps": steps, "guidance": guidance, "n": n}
+    sheet = []
+    print(f"\n| set | colour | direction | two objects | camera pan |\n|---|---|---|---|---|")
+    for name, parts in sets.items():
+        rows = [r for p in parts for r in p[0]]
+        sheet += [it for p in parts for it in p[1][:3]]
+        vals = {k: rate(rows, k) for k in ("color_ok", "motion_ok", "both_ok", "camera_ok")}
+        report[name] = {k: {"rate": v[0], "n": v[1]} for k, v in vals.items()}
+        cells = [f"{v[0] * 100:.0f} % (n={v[1]})" if v[1] else "-" for v in vals.values()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+        report[name]["rows"] = rows
+    if pipe is not None and not args.no_modes:
+        m = max(n // 4, 3)
+        cont = continuity(pipe, m, EVAL_SEED + 50_000, steps, guidance)
+        cont.update(restyle(pipe, m, EVAL_SEED + 60_000, steps, guidance))
+        report["modes"] = cont
+        e = np.array(cont["extend_fwd_err"])
+        b = np.array(cont["extend_bwd_err"])
+        it = np.array(cont["interp_err"])
+        print(f"\nextend forward: first new frame within 6 px {np.mean(e <= 6) * 100:.0f} % "
+              f"(median {np.median(e):.1f} px), keeps colour+direction {np.mean(cont['extend_fwd_keeps']) * 100:.0f} %")
+        print(f"extend backward: last new frame within 6 px {np.mean(b <= 6) * 100:.0f} % (median {np.median(b):.1f} px)")
+        print(f"interpolate: path within 6 px of both keyframes {np.mean(it <= 6) * 100:.0f} % (median {np.median(it):.1f} px)")
+        print(f"animate: colour {np.mean(cont['animate_color']) * 100:.0f} %, direction {np.mean(cont['animate_motion']) * 100:.0f} %")
+        print(f"restyle (strength 0.8): new colour {np.mean(cont['restyle_color']) * 100:.0f} %, "
+              f"motion kept {np.mean(cont['restyle_motion']) * 100:.0f} %  (n={m} each)")
+    if pipe is not None:
+        import torch
+        ts = []
+        for i in range(3):
+            t1 = time.time()
+            pipe("a red ball moving left", generator=torch.Generator().manual_seed(i))
+            ts.append(time.time() - t1)
+        report["warm_generate_s"] = min(ts)
+        report["load_s"] = load_s
+        print(f"\nwarm generate, 16 frames 64x64, {DEFAULT_STEPS} steps, guidance {DEFAULT_GUIDANCE}: "
+              f"{min(ts):.2f} s (best of 3; median {np.median(ts):.2f} s); load {load_s:.2f} s; eval {eval_s:.0f} s")
+    if args.sheet:
+        save_sheet(sheet, Path(args.sheet))
+        print(f"contact sheet: {args.sheet}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
