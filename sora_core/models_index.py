@@ -21,18 +21,16 @@ BUNDLED = {"tinyworld": PACKAGE_MODELS / "tinyworld" / "weights"}
 
 def _register_bundled() -> None:
     """The bundled model declares its limits in its torch-free package ``__init__``."""
-    try:
-        from .models import tinyworld as tw
-    except ImportError:
-        return
-    size = getattr(tw, "NATIVE_SIZE", (64, 64))
+    from .models import tinyworld as tw
+
+    height, width = tw.NATIVE_SIZE
     register_family(Capabilities(
         "tinyworld", ("generate", "animate", "extend", "interpolate", "restyle"),
-        frame_multiple=1, frame_offset=0, min_frames=2, max_frames=getattr(tw, "MAX_FRAMES", 16),
-        size_multiple=size[0], min_size=min(size), max_size=max(size),
-        default_steps=getattr(tw, "DEFAULT_STEPS", 20), default_guidance=getattr(tw, "DEFAULT_GUIDANCE", 3.0),
-        default_fps=float(getattr(tw, "FPS", 8)), default_size=tuple(size), max_prompt_words=40,
-        default_context=getattr(tw, "DEFAULT_CONTEXT", 4)),
+        frame_multiple=1, frame_offset=0, min_frames=tw.MIN_FRAMES, max_frames=tw.MAX_FRAMES,
+        size_multiple=width, min_size=min(height, width), max_size=max(height, width),
+        default_steps=tw.DEFAULT_STEPS, default_guidance=tw.DEFAULT_GUIDANCE,
+        default_fps=float(tw.FPS), default_size=(width, height),
+        max_prompt_words=tw.MAX_PROMPT_WORDS, default_context=tw.DEFAULT_CONTEXT),
         ("TinyWorldPipeline",))
 
 
