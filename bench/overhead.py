@@ -1,0 +1,82 @@
+"""Overhead of the worker process against running the same shot in-process.
+
+Runs one tiny LTX pipeline (built in code) four ways in one go, so the machine's noise hits all
+of them alike: (a) in-process cold (load + run) and warm (model loaded), (b) through the CLI
+(a fresh worker: process start, imports, load) and through a warm worker via the client.
+Prints the ratios and checks the target: a warm job's overhead is at most 5 % of the in-process
+time plus 150 ms.
+
+    python bench/overhead.py [--repeats 5] [--steps 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sora_core.client import WorkerClient  # noqa: E402
+from sora_core.spec import ShotSpec  # noqa: E402
+from tests.fixtures.tiny_models import build_ltx  # noqa: E402
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+
+    from sora_core.runner import BackendCache, run_shot
+
+    root = Path(tempfile.mkdtemp(prefix="sora-overhead-"))
+    model = build_ltx(root / "tiny-ltx")
+    spec = ShotSpec.from_dict({"prompt": "a red ball moving right", "model": str(model), "frames": 17,
+                               "width": 64, "height": 64, "steps": args.steps,
+                               "output": {"dir": "inproc", "name": "shot"}})
+    spec_file = root / "spec.json"
+    spec.save(spec_file)
+
+    cache = BackendCache()
+    quiet = lambda event: None  # noqa: E731
+    in_cold = timed(lambda: run_shot(spec, root, cache, quiet))
+    in_warm = [timed(lambda: run_shot(spec, root, cache, quiet)) for _ in range(args.repeats)]
+
+    cli = [sys.executable, "-m", "sora_core.cli", "run", str(spec_file), "--output-root", str(root)]
+    cli_cold = [timed(lambda: subprocess.run(cli, check=True, capture_output=True))
+                for _ in range(max(2, args.repeats // 2))]
+
+    with WorkerClient() as client:
+        worker_cold = timed(lambda: client.run(spec, str(root)))
+        worker_warm = [timed(lambda: client.run(spec, str(root))) for _ in range(args.repeats)]
+
+    t_in, t_warm = statistics.median(in_warm), statistics.median(worker_warm)
+    overhead = t_warm - t_in
+    budget = 0.05 * t_in + 0.150
+    rows = [("in-process, cold (load + run)", in_cold), ("in-process, warm", t_in),
+            ("CLI, cold worker", statistics.median(cli_cold)),
+            ("client, cold worker", worker_cold), ("client, warm worker", t_warm)]
+    print(f"tiny LTX, 17 frames 64x64, {args.steps} steps, median of {args.repeats}")
+    for name, value in rows:
+        print(f"  {name:32} {value:7.3f} s   {value / t_in:6.2f}x in-process warm")
+    print(f"  warm overhead {overhead * 1000:7.1f} ms; budget 5% + 150 ms = {budget * 1000:.1f} ms "
+          f"-> {'PASS' if overhead <= budget else 'FAIL'}")
+    print(f"  cold CLI / cold in-process = {statistics.median(cli_cold) / in_cold:.2f}x")
+    return 0 if overhead <= budget else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
