@@ -1,0 +1,244 @@
+"""The view transform between the model's display-referred frames and scene linear.
+
+Models see and make display-referred sRGB in [0, 1]; the compositor works in scene linear.
+A :class:`ViewTransform` is one OCIO display/view (+ look) of a config, applied through
+OpenImageIO (``ImageBufAlgo.ociodisplay``):
+
+- ``to_display(linear)``: scene linear -> display (rendered EXR going into the model);
+- ``to_linear(display)``: the inverse (generated frames coming out as EXR).
+
+With a config (e.g. Blender's ``config.ocio``) the scene-linear space is its ``scene_linear``
+role and display/view default to the config's defaults (Blender: sRGB, AgX in 4.x).
+
+Without a config, the built-in default is OpenImageIO's built-in OCIO config (the ACES CG
+config, ``ocio://default``) with the display ``sRGB - Display`` and the view
+``Un-tone-mapped``, from the scene space ``Linear Rec.709 (sRGB)``: the plain sRGB transfer
+curve on Rec.709 primaries, which is what Blender's ``Standard`` view does and how Blender
+reads an EXR by default. Display and view names of the built-in config may still be given.
+
+Inverting a view: many views are exactly invertible (Standard, Un-tone-mapped); Blender's AgX
+ships a baked inverse LUT that is only approximate (errors up to ~0.1 on saturated colours).
+``to_linear`` therefore starts from OCIO's inverse and, where the round trip
+``to_display(to_linear(x))`` is off by more than :data:`ROUND_TRIP_TOL`, refines the scene
+values with a few damped Newton steps on the config's own forward transform (in log2
+space, so values stay positive). The forward transform is never re-implemented by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SoraError, invalid
+
+log = logging.getLogger("sora.color")
+
+BUILTIN_SCENE = "Linear Rec.709 (sRGB)"
+BUILTIN_DISPLAY = "sRGB - Display"
+BUILTIN_VIEW = "Un-tone-mapped"
+ROUND_TRIP_TOL = 1e-4
+NEWTON_ITERS = 8
+_LOG_FLOOR = 2.0 ** -10     # start of the search for values the OCIO inverse leaves <= 0
+
+
+def _oiio():
+    import OpenImageIO as oiio
+    return oiio
+
+
+@lru_cache(maxsize=8)
+def _color_config(path: str):
+    oiio = _oiio()
+    cfg = oiio.ColorConfig(path) if path else oiio.ColorConfig()
+    err = cfg.geterror() if hasattr(cfg, "geterror") else ""
+    if err or cfg.getNumColorSpaces() == 0:
+        raise SoraError("invalid_input", f"color.config: cannot load OCIO config {path}: "
+                        f"{err or 'no color spaces'}", field="color.config")
+    return cfg
+
+
+def blender_config_path() -> Path | None:
+    """Blender's ``config.ocio`` from the ``bpy`` wheel, found without importing bpy."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("bpy")
+    except (ImportError, ValueError):
+        return None
+    if not found or not found.submodule_search_locations:
+        return None
+    for root in found.submodule_search_locations:
+        for cfg in sorted(Path(root).glob("*/datafiles/colormanagement/config.ocio")):
+            return cfg
+    return None
+
+
+class ViewTransform:
+    """One display/view/look of an OCIO config; ``None`` picks the documented defaults."""
+
+    def __init__(self, config: str | os.PathLike | None = None, display: str | None = None,
+                 view: str | None = None, look: str | None = None):
+        if config:
+            path = Path(config).expanduser()
+            if not path.is_file():
+                raise SoraError("not_found", f"color.config: OCIO config not found: {path}",
+                                field="color.config")
+            self.config = str(path.resolve())
+        else:
+            self.config = ""
+        cfg = _color_config(self.config)
+        displays = list(cfg.getDisplayNames())
+        if self.config:
+            self.scene = cfg.getColorSpaceNameByRole("scene_linear") or "scene_linear"
+            self.display = display or cfg.getDefaultDisplayName()
+        else:
+            self.scene = BUILTIN_SCENE
+            self.display = display or BUILTIN_DISPLAY
+        if self.display not in displays:
+            raise invalid("color.display", f"{self.display!r} is not a display of "
+                          f"{self.config or 'the built-in config'}; choose from: {', '.join(displays)}")
+        views = list(cfg.getViewNames(self.display))
+        if view:
+            self.view = view
+        elif self.config:
+            self.view = cfg.getDefaultViewName(self.display) or views[0]
+        else:
+            self.view = BUILTIN_VIEW
+        if self.view not in views:
+            raise invalid("color.view", f"{self.view!r} is not a view of display {self.display!r}; "
+                          f"choose from: {', '.join(views)}")
+        self.look = look or ""
+        if self.look:
+            looks = list(cfg.getLookNames())
+            if self.look not in looks:
+                raise invalid("color.look", f"{self.look!r} is not a look of "
+                              f"{self.config or 'the built-in config'}; choose from: {', '.join(looks) or 'none'}")
+
+    def describe(self) -> dict:
+        """What a manifest records: the resolved config, scene space, display, view and look."""
+        return {"config": self.config or "builtin", "scene_linear": self.scene,
+                "display": self.display, "view": self.view, "look": self.look}
+
+    def __repr__(self) -> str:
+        return f"ViewTransform({self.describe()})"
+
+    # -- the two directions ------------------------------------------------------------------
+    def _apply(self, pixels: np.ndarray, inverse: bool) -> np.ndarray:
+        """Run the display transform on any (..., 3) array (reshaped to an image for OIIO)."""
+        oiio = _oiio()
+        a = np.asarray(pixels, dtype=np.float32)
+        shape = a.shape
+        if a.ndim == 3:
+            img = np.ascontiguousarray(a)
+        else:
+            flat = a.reshape(-1, 3)
+            n = len(flat)
+            side = max(1, int(np.ceil(np.sqrt(n))))
+            img = np.zeros((side * side, 3), np.float32)
+            img[:n] = flat
+            img = img.reshape(side, side, 3)
+        out = oiio.ImageBufAlgo.ociodisplay(
+            oiio.ImageBuf(img), self.display, self.view, fromspace=self.scene, looks=self.look,
+            unpremult=False, inverse=inverse, colorconfig=self.config)
+        if out.has_error:
+            raise SoraError("internal", f"OCIO display transform {self.display}/{self.view} failed: "
+                            f"{out.geterror()}")
+        res = out.get_pixels(oiio.FLOAT)
+        if a.ndim != 3:
+            res = res.reshape(-1, 3)[:len(a.reshape(-1, 3))]
+        return np.asarray(res, dtype=np.float32).reshape(shape)
+
+    def to_display(self, linear: np.ndarray) -> np.ndarray:
+        """Scene linear (HxWx3 or (..., 3)) -> display-referred float32 clipped to [0, 1]."""
+        return np.clip(self._apply(linear, inverse=False), 0.0, 1.0)
+
+    def to_linear(self, display: np.ndarray, refine: bool = True) -> np.ndarray:
+        """Display-referred [0, 1] -> scene linear float32, such that ``to_display`` gives it back."""
+        x = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+        lin = self._apply(x, inverse=True)
+        if refine:
+            lin = self._refine(x, lin)
+        return lin
+
+    def _refine(self, x: np.ndarray, lin: np.ndarray) -> np.ndarray:
+        """Damped Newton on the forward view where OCIO's inverse does not round-trip.
+
+        Pixels still off after one start (OCIO's inverse, floored) are retried from starts
+        whose small channels are raised towards the pixel's largest one (saturated colours
+        that an approximate inverse pushed below zero); each pixel keeps its best result.
+        """
+        shape = x.shape
+        target = x.reshape(-1, 3).astype(np.float64)
+        flat = lin.reshape(-1, 3).astype(np.float64)
+        y = self._apply(flat, inverse=False).astype(np.float64)
+        best_err = np.abs(np.clip(y, 0, 1) - target).max(-1)
+        best = flat.copy()
+        peak = np.maximum(flat.max(-1, keepdims=True), _LOG_FLOOR)
+        for fraction in (0.0, 1 / 16, 1 / 4):
+            bad = np.nonzero(best_err > ROUND_TRIP_TOL)[0]
+            if not len(bad):
+                break
+            start = np.maximum(flat[bad], np.maximum(_LOG_FLOOR, fraction * peak[bad]))
+            u, err = self._newton(target[bad], np.log2(start))
+            better = err < best_err[bad]
+            best[bad[better]] = np.exp2(u[better])
+            best_err[bad[better]] = err[better]
+        return best.astype(np.float32).reshape(shape)
+
+    def _newton(self, target: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solve ``forward(2**u) == target`` per pixel (N x 3) by damped Newton in log2 space."""
+        y = self._apply(np.exp2(u), inverse=False).astype(np.float64)
+        err = np.abs(y - target).max(-1)
+        h = 1e-3
+        eye = np.eye(3)
+        for _ in range(NEWTON_ITERS):
+            bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
+            if not len(bad):
+                break
+            ub, yb, rb = u[bad], y[bad], y[bad] - target[bad]
+            n = len(bad)
+            yp = self._apply(np.exp2(np.concatenate([ub + h * e for e in eye])), inverse=False)
+            jac = np.stack([(yp[j * n:(j + 1) * n] - yb) / h for j in range(3)], -1)
+            jt = np.swapaxes(jac, 1, 2)
+            step = np.linalg.solve(jt @ jac + 1e-8 * eye, jt @ rb[..., None])[..., 0]
+            step = np.clip(step, -4.0, 4.0)
+            best_u, best_y, best_err = ub, yb, err[bad]
+            for scale in (1.0, 0.5, 0.25):
+                cand = ub - scale * step
+                yc = self._apply(np.exp2(cand), inverse=False).astype(np.float64)
+                ec = np.abs(yc - target[bad]).max(-1)
+                better = ec < best_err
+                best_u = np.where(better[:, None], cand, best_u)
+                best_y = np.where(better[:, None], yc, best_y)
+                best_err = np.where(better, ec, best_err)
+            u[bad], y[bad], err[bad] = best_u, best_y, best_err
+        return u, err
+
+
+def load_conditioning(path: str | os.PathLike, transform: ViewTransform, width: int,
+                      height: int) -> np.ndarray:
+    """An input frame as the model sees it: HxWx3 float32 display-referred in [0, 1].
+
+    EXR (scene linear) goes through ``transform.to_display``; PNG/JPEG/TIFF are already
+    display-referred. The image is resized to ``width`` x ``height`` with OpenImageIO.
+    """
+    from .exr import read_image
+
+    oiio = _oiio()
+    path = Path(path)
+    rgb = read_image(path)
+    if path.suffix.lower() in (".exr", ".hdr"):
+        rgb = transform.to_display(rgb)
+    rgb = np.clip(rgb, 0.0, 1.0)
+    h, w = rgb.shape[:2]
+    if (w, h) != (width, height):
+        src = oiio.ImageBuf(np.ascontiguousarray(rgb))
+        dst = oiio.ImageBufAlgo.resize(src, roi=oiio.ROI(0, width, 0, height, 0, 1, 0, 3))
+        if dst.has_error:
+            raise SoraError("internal", f"resizing {path} failed: {dst.geterror()}")
+        rgb = np.clip(dst.get_pixels(oiio.FLOAT), 0.0, 1.0)
+    return np.ascontiguousarray(rgb, dtype=np.float32)

@@ -1,0 +1,151 @@
+"""Frame files through OpenImageIO: atomic half-float EXR out, EXR/PNG/JPEG in.
+
+Heavy half (imports OpenImageIO). ``write_exr`` writes to a hidden temporary name in the
+destination folder and ``os.replace``s it, so a reader (the compositor, a farm checker)
+never sees half a frame; the temporary file is removed on any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SoraError
+
+COMPRESSIONS = ("zip", "piz")
+TEMP_MARK = ".sora-tmp-"      # hidden temporary names: ".<name>.sora-tmp-<id>.exr"
+
+
+def _oiio():
+    import OpenImageIO as oiio
+    return oiio
+
+
+def temp_path_for(path: Path) -> Path:
+    """The hidden temporary name ``write_exr`` uses next to ``path`` (same folder, same disk)."""
+    return path.with_name(f".{path.stem}{TEMP_MARK}{uuid.uuid4().hex[:12]}{path.suffix}")
+
+
+def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | None = None,
+              compression: str = "zip") -> Path:
+    """Write an HxWx3 scene-linear float image as a half-float RGB EXR, atomically.
+
+    ``attrs`` become string header attributes (provenance such as ``sora:prompt``).
+    ``compression`` is ``zip`` or ``piz``. Returns the final path.
+    """
+    oiio = _oiio()
+    path = Path(path)
+    if compression not in COMPRESSIONS:
+        raise SoraError("invalid_input", f"EXR compression {compression!r} is not one of "
+                        f"{', '.join(COMPRESSIONS)}", field="compression")
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise SoraError("internal", f"write_exr wants an HxWx3 image, got shape {rgb.shape}")
+    if not np.isfinite(rgb).all():
+        rgb = np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=-65504.0)
+    h, w, _ = rgb.shape
+    spec = oiio.ImageSpec(w, h, 3, "half")
+    spec.channelnames = ("R", "G", "B")
+    spec.attribute("compression", compression)
+    for key, value in (attrs or {}).items():
+        spec.attribute(str(key), str(value))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        out = oiio.ImageOutput.create("openexr")
+        if out is None:
+            raise SoraError("internal", f"OpenImageIO cannot write EXR: {oiio.geterror()}")
+        if not out.open(str(tmp), spec):
+            raise SoraError("internal", f"cannot write {path}: {out.geterror()}",
+                            hint="check that the output folder is writable and has space")
+        ok = out.write_image(np.ascontiguousarray(rgb))
+        err = out.geterror() if not ok else ""
+        closed = out.close()
+        if not ok or not closed:
+            raise SoraError("internal", f"writing {path} failed: {err or out.geterror()}",
+                            hint="check free disk space")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _open(path: str | os.PathLike):
+    oiio = _oiio()
+    path = Path(path)
+    if not path.is_file():
+        raise SoraError("not_found", f"image not found: {path}")
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise SoraError("invalid_input", f"cannot read {path}: it is not a readable image "
+                        f"({oiio.geterror().strip() or 'unknown format'})",
+                        hint="use an EXR, PNG or JPEG file")
+    return inp
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, str]:
+    """Every header attribute of an image as strings (the ``sora:*`` keys hold the provenance)."""
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        attrs = {}
+        for p in spec.extra_attribs:
+            value = p.value
+            attrs[p.name] = value if isinstance(value, str) else str(value)
+        return attrs
+    finally:
+        inp.close()
+
+
+def _rgb_channels(names: list[str]) -> list[int]:
+    """Indices of R, G, B (plain or a layer's, preferring ``Combined``); gray -> its one channel."""
+    upper = [n.upper() for n in names]
+    if all(c in upper for c in "RGB"):
+        return [upper.index(c) for c in "RGB"]
+    layers = {}
+    for i, n in enumerate(upper):
+        prefix, _, last = n.rpartition(".")
+        if prefix and last in "RGB" and last:
+            layers.setdefault(prefix, {})[last] = i
+    full = [p for p, chans in layers.items() if len(chans) == 3]
+    if full:
+        best = next((p for p in full if "COMBINED" in p), full[0])
+        return [layers[best][c] for c in "RGB"]
+    if len(names) >= 3 and "A" not in upper[:3]:
+        return [0, 1, 2]
+    return [0, 0, 0]    # gray (Y, or Y+A): expand
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An EXR/PNG/JPEG (any OIIO format) as HxWx3 float32; alpha dropped, gray expanded.
+
+    EXR values are returned as stored (scene linear); 8/16-bit PNG/JPEG as [0, 1] display
+    values. A missing file raises ``not_found``; a corrupt or truncated one ``invalid_input``.
+    """
+    oiio = _oiio()
+    path = Path(path)
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        names = list(spec.channelnames) or [f"c{i}" for i in range(spec.nchannels)]
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+        err = inp.geterror()
+    finally:
+        inp.close()
+    if pixels is None or err or (hasattr(pixels, "size") and pixels.size == 0):
+        raise SoraError("invalid_input", f"cannot read {path}: the file is corrupt or truncated"
+                        + (f" ({err.strip().splitlines()[0]})" if err.strip() else ""),
+                        hint="re-render or re-export the frame")
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    rgb = pixels[..., _rgb_channels(names)]
+    if not np.isfinite(rgb).all():
+        rgb = np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0)
+    return np.ascontiguousarray(rgb, dtype=np.float32)
