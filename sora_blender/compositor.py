@@ -1,0 +1,113 @@
+"""Bring a finished shot into the compositor (and optionally the sequencer).
+
+The shot becomes an image sequence (source SEQUENCE, scene-linear colourspace) in a
+``CompositorNodeImage`` named after the shot, linked to a Viewer. The Composite link is left
+alone unless asked. A new version repoints the same node to the new folder; old versions stay
+on disk and as image datablocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+LINEAR = "Linear Rec.709"
+
+
+def _linear_name(image) -> str:
+    items = image.colorspace_settings.bl_rna.properties["name"].enum_items.keys()
+    for name in (LINEAR, "Linear", "Linear Rec.709 (sRGB)", "scene_linear"):
+        if name in items:
+            return name
+    return image.colorspace_settings.name
+
+
+def load_sequence(done: dict, label: str):
+    """An image datablock for the shot's frames (first frame file, source SEQUENCE)."""
+    folder = Path(done["dir"])
+    first = int(done["first_frame"])
+    pattern = done.get("pattern") or "shot.####.exr"
+    digits = pattern.count("#")
+    first_file = folder / pattern.replace("#" * digits, str(first).zfill(digits))
+    image = bpy.data.images.load(str(first_file), check_existing=False)
+    image.name = label
+    image.source = "SEQUENCE"
+    image.colorspace_settings.name = _linear_name(image)
+    image.alpha_mode = "PREMUL"
+    return image
+
+
+def _compositor_tree(scene):
+    if not scene.use_nodes:
+        scene.use_nodes = True
+    return scene.node_tree
+
+
+def _viewer(tree):
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeViewer":
+            return node
+    viewer = tree.nodes.new("CompositorNodeViewer")
+    viewer.location = (400, -300)
+    return viewer
+
+
+def _composite(tree):
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeComposite":
+            return node
+    return None
+
+
+def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_strip: bool = False):
+    """Load ``done`` (the worker's done event) into ``scene``'s compositor; return the node."""
+    version = Path(done["dir"]).name
+    image = load_sequence(done, f"{shot} {version}")
+    frames = int(done["frames"])
+    first = int(done["first_frame"])
+    tree = _compositor_tree(scene)
+    node = tree.nodes.get(shot)
+    if node is None or node.bl_idname != "CompositorNodeImage":
+        node = tree.nodes.new("CompositorNodeImage")
+        node.name = shot
+        node.location = (-300, 300 - 250 * sum(1 for n in tree.nodes if n.bl_idname == "CompositorNodeImage"))
+    node.label = f"{shot} {version}"
+    node.image = image
+    node.frame_duration = frames
+    node.frame_start = first            # shown at the scene frames its files are numbered with
+    node.frame_offset = first - 1
+    node.use_auto_refresh = True
+    viewer = _viewer(tree)
+    tree.links.new(node.outputs["Image"], viewer.inputs["Image"])
+    if link_composite:
+        composite = _composite(tree)
+        if composite is not None:
+            tree.links.new(node.outputs["Image"], composite.inputs["Image"])
+    if add_strip:
+        add_sequencer_strip(scene, done, shot)
+    node["sora_dir"] = done["dir"]
+    node["sora_manifest"] = done.get("manifest", "")
+    return node
+
+
+def add_sequencer_strip(scene, done: dict, shot: str):
+    """An image strip of the shot in the VSE, replacing the previous version's strip."""
+    if scene.sequence_editor is None:
+        scene.sequence_editor_create()
+    seq = scene.sequence_editor
+    strips = getattr(seq, "strips", None) or seq.sequences
+    old = strips.get(shot)
+    channel = old.channel if old else 1 + max((s.channel for s in seq.sequences_all), default=0)
+    if old is not None:
+        strips.remove(old)
+    folder = Path(done["dir"])
+    pattern = done.get("pattern") or "shot.####.exr"
+    digits = pattern.count("#")
+    first = int(done["first_frame"])
+    names = [pattern.replace("#" * digits, str(first + i).zfill(digits)) for i in range(int(done["frames"]))]
+    strip = strips.new_image(name=shot, filepath=str(folder / names[0]), channel=channel, frame_start=first)
+    for name in names[1:]:
+        strip.elements.append(name)
+    strip.colorspace_settings.name = LINEAR
+    return strip

@@ -1,0 +1,194 @@
+"""The "Sora" sidebar tab in the Compositor, the Video Sequencer and the 3D viewport."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import runtime, shots
+from .operators import scene_key
+from .properties import MODE_ITEMS
+
+
+def _wrap(layout, text: str, icon: str = "NONE", width: int = 48) -> None:
+    """Labels do not wrap: split long messages into lines."""
+    first = True
+    for para in text.splitlines() or [""]:
+        words, line = para.split(), ""
+        for word in words:
+            if line and len(line) + len(word) + 1 > width:
+                layout.label(text=line, icon=icon if first else "BLANK1")
+                first, line = False, word
+            else:
+                line = f"{line} {word}".strip()
+        if line or not words:
+            layout.label(text=line, icon=icon if first else "BLANK1")
+            first = False
+
+
+def draw_sora(layout, context) -> None:
+    scene = context.scene
+    props = scene.sora
+    fitted = shots.fit(scene, props)
+    caps = fitted.caps
+
+    col = layout.column()
+    col.prop(props, "shot_name")
+    col.prop(props, "model", icon="PACKAGE")
+    if caps is not None:
+        col.label(text=f"{caps.family}: {caps.frame_rule()} frames up to {caps.max_frames}, "
+                       f"size x{caps.size_multiple}", icon="INFO")
+
+    # modes: the ones the model cannot do are greyed out, with the reason
+    box = layout.box()
+    box.label(text="Mode")
+    grid = box.column(align=True)
+    for ident, _name, _desc, _icon, _n in MODE_ITEMS:
+        row = grid.row(align=True)
+        row.enabled = caps is None or caps.supports(ident)
+        row.prop_enum(props, "mode", ident)
+    if caps is not None and not caps.supports(props.mode):
+        _wrap(box, f"{caps.family} cannot {props.mode}; it can: {', '.join(caps.modes)}", "ERROR")
+    elif caps is not None:
+        unsupported = [m for m, *_ in MODE_ITEMS if not caps.supports(m)]
+        if unsupported:
+            _wrap(box, f"Greyed out: {caps.family} cannot {', '.join(unsupported)}", "INFO")
+
+    _draw_inputs(layout, scene, props)
+
+    col = layout.column()
+    col.prop(props, "prompt", text="", icon="TEXT")
+    col.prop(props, "negative_prompt", text="", icon="REMOVE")
+
+    box = layout.box()
+    row = box.row(align=True)
+    if props.mode == "extend":
+        row.prop(props, "extend_frames")
+    elif props.mode in ("generate", "animate"):
+        row.prop(props, "use_scene_frames", text="", icon="SCENE_DATA")
+        sub = row.row(align=True)
+        sub.enabled = not props.use_scene_frames
+        sub.prop(props, "frames")
+    box.label(text=f"Frames: {fitted.frames}")
+    row = box.row(align=True)
+    row.prop(props, "use_scene_fps", text="", icon="SCENE_DATA")
+    sub = row.row(align=True)
+    sub.enabled = not props.use_scene_fps
+    sub.prop(props, "fps")
+    row = box.row(align=True)
+    row.prop(props, "use_scene_size", text="", icon="SCENE_DATA")
+    sub = row.row(align=True)
+    sub.enabled = not props.use_scene_size
+    sub.prop(props, "width")
+    sub.prop(props, "height")
+    box.label(text=f"Size: {fitted.width} x {fitted.height}")
+    for note in fitted.notes:
+        _wrap(box, note, "INFO")
+
+    row = layout.row(align=True)
+    row.prop(props, "seed")
+    row.operator("sora.randomize_seed", text="", icon="FILE_REFRESH")
+    row = layout.row(align=True)
+    row.prop(props, "steps")
+    row.prop(props, "guidance")
+    row = layout.row(align=True)
+    row.prop(props, "link_composite", toggle=True)
+    row.prop(props, "add_strip", toggle=True)
+
+    task = runtime.get_task(scene_key(scene))
+    running = task is not None and not task.finished
+    row = layout.row()
+    row.scale_y = 1.5
+    sub = row.row()
+    sub.enabled = not running and not fitted.problem
+    sub.operator("sora.generate", icon="RENDER_ANIMATION")
+    if running:
+        row.operator("sora.cancel", icon="CANCEL")
+    if fitted.problem and not running:
+        _wrap(layout, fitted.problem, "ERROR")
+
+    if running or props.state == "RUNNING":
+        text = props.message or f"{props.phase} {props.step}/{props.total}"
+        if hasattr(layout, "progress"):
+            layout.progress(factor=props.progress, type="BAR", text=text)
+        else:
+            layout.prop(props, "progress", text=text, slider=True)
+    elif props.state == "DONE":
+        _wrap(layout, props.message, "CHECKMARK")
+    if props.notices:
+        _wrap(layout, props.notices, "INFO")
+    if props.last_error:
+        _wrap(layout, props.last_error, "ERROR")
+        if props.last_hint:
+            _wrap(layout, "Fix: " + props.last_hint, "QUESTION")
+
+
+def _draw_inputs(layout, scene, props) -> None:
+    mode = props.mode
+    if mode == "generate":
+        return
+    box = layout.box()
+    if mode == "animate":
+        box.prop(props, "still_source")
+        if props.still_source == "IMAGE":
+            box.template_ID(props, "still_image", open="image.open")
+        elif props.still_source == "FILE":
+            box.prop(props, "still_path")
+        elif bpy.data.images.get("Render Result") is None:
+            box.label(text="Render a frame (F12) first", icon="INFO")
+        return
+    box.prop(props, "seq_source")
+    if props.seq_source == "PATH":
+        box.prop(props, "seq_path")
+    else:
+        try:
+            box.label(text=shots.render_pattern(scene), icon="FILE_IMAGE")
+        except Exception as exc:    # a bad output path: show it, never fail the draw
+            box.label(text=str(exc), icon="ERROR")
+    row = box.row(align=True)
+    row.prop(props, "use_scene_range", text="", icon="SCENE_DATA")
+    sub = row.row(align=True)
+    sub.enabled = not props.use_scene_range
+    sub.prop(props, "seq_start")
+    sub.prop(props, "seq_end")
+    if mode == "extend":
+        box.row().prop(props, "direction", expand=True)
+        box.prop(props, "context_frames")
+    elif mode == "interpolate":
+        row = box.row(align=True)
+        row.prop(props, "key_a")
+        row.prop(props, "key_b")
+    elif mode == "restyle":
+        box.prop(props, "strength", slider=True)
+
+
+class SoraPanelMixin:
+    bl_region_type = "UI"
+    bl_category = "Sora"
+    bl_label = "Sora Shot"
+
+    def draw(self, context):
+        draw_sora(self.layout, context)
+
+
+class SORA_PT_compositor(SoraPanelMixin, bpy.types.Panel):
+    bl_idname = "SORA_PT_compositor"
+    bl_space_type = "NODE_EDITOR"
+
+    @classmethod
+    def poll(cls, context):
+        space = context.space_data
+        return space is not None and getattr(space, "tree_type", "") == "CompositorNodeTree"
+
+
+class SORA_PT_sequencer(SoraPanelMixin, bpy.types.Panel):
+    bl_idname = "SORA_PT_sequencer"
+    bl_space_type = "SEQUENCE_EDITOR"
+
+
+class SORA_PT_view3d(SoraPanelMixin, bpy.types.Panel):
+    bl_idname = "SORA_PT_view3d"
+    bl_space_type = "VIEW_3D"
+
+
+PANELS = (SORA_PT_compositor, SORA_PT_sequencer, SORA_PT_view3d)
+classes = PANELS

@@ -1,0 +1,127 @@
+"""Add-on preferences: worker Python, model folders, device/dtype/memory, output folder."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
+from bpy.types import AddonPreferences, PropertyGroup
+
+from . import runtime
+
+ADDON_ID = runtime.ADDON_ID
+
+DEVICE_ITEMS = [
+    ("auto", "Auto", "CUDA when present, then Apple MPS, else CPU"),
+    ("cpu", "CPU", "Run on the CPU (slow, always works)"),
+    ("cuda", "CUDA", "First NVIDIA GPU"),
+    ("mps", "Apple MPS", "Apple silicon GPU"),
+]
+DTYPE_ITEMS = [
+    ("auto", "Auto", "float16/bfloat16 on a GPU, float32 on the CPU"),
+    ("float32", "float32", ""),
+    ("float16", "float16", ""),
+    ("bfloat16", "bfloat16", ""),
+]
+MEMORY_ITEMS = [
+    ("none", "None", "Keep the whole model on the device (fastest)"),
+    ("model_cpu_offload", "Model CPU Offload", "Move each sub-model to the device only while it runs"),
+    ("group_offload", "Group Offload", "Offload layer groups (lowest GPU memory, slower)"),
+    ("vae_tiling", "VAE Tiling", "Decode frames in tiles (helps large sizes)"),
+]
+
+
+class SORA_PG_model_folder(PropertyGroup):
+    path: StringProperty(name="Folder", subtype="DIR_PATH",
+                         description="A folder of diffusers model folders (or one model folder)",
+                         update=lambda self, ctx: runtime.scan_models(force=True))
+
+
+class SORA_AP_preferences(AddonPreferences):
+    bl_idname = ADDON_ID
+
+    worker_python: StringProperty(
+        name="Worker Python", subtype="FILE_PATH",
+        description="Python executable of the worker environment (torch, diffusers, sora-core). "
+                    "Empty: the environment made by 'Set Up Worker', else this Blender's Python")
+    model_folders: CollectionProperty(type=SORA_PG_model_folder)
+    model_folder_index: IntProperty()
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    dtype: EnumProperty(name="Precision", items=DTYPE_ITEMS, default="auto")
+    memory: EnumProperty(name="Memory", items=MEMORY_ITEMS, default="none")
+    output_dir: StringProperty(
+        name="Output Folder", subtype="DIR_PATH",
+        description="Root of generated shots. Empty: //sora/ next to the .blend "
+                    "(the extension's user folder for unsaved files)")
+    pip_args: StringProperty(
+        name="Extra pip arguments",
+        description="Added to 'pip install' by Set Up Worker, e.g. --index-url for a CUDA torch "
+                    "build or --no-index --find-links /wheelhouse for offline studios")
+
+    def draw(self, context):
+        layout = self.layout
+        box = layout.box()
+        box.label(text="Worker", icon="CONSOLE")
+        box.prop(self, "worker_python")
+        box.label(text=f"Uses: {runtime.worker_python(self)}")
+        box.prop(self, "pip_args")
+        row = box.row()
+        row.operator("sora.setup_worker", icon="IMPORT")
+        row.operator("sora.check_worker", icon="CHECKMARK")
+        for line in runtime.worker_report_lines():
+            box.label(text=line)
+
+        box = layout.box()
+        row = box.row()
+        row.label(text="Model Folders", icon="FILE_FOLDER")
+        row.operator("sora.rescan_models", text="", icon="FILE_REFRESH")
+        for i, item in enumerate(self.model_folders):
+            row = box.row(align=True)
+            row.prop(item, "path", text="")
+            op = row.operator("sora.model_folder_remove", text="", icon="X")
+            op.index = i
+        box.operator("sora.model_folder_add", icon="ADD")
+        for info in runtime.scan_models():
+            caps = info.capabilities
+            text = f"{info.name}: {info.family or 'unsupported pipeline ' + info.pipeline_class}"
+            if caps:
+                text += f" | {', '.join(caps.modes)} | {caps.frame_rule()} frames up to {caps.max_frames}"
+            box.label(text=text, icon="PACKAGE" if info.bundled else "NODE_MATERIAL")
+        if not runtime.scan_models():
+            box.label(text="No models found (the bundled model's weights are missing?)", icon="ERROR")
+
+        box = layout.box()
+        box.label(text="Runtime", icon="PREFERENCES")
+        box.prop(self, "device")
+        box.prop(self, "dtype")
+        box.prop(self, "memory")
+        box.prop(self, "output_dir")
+
+
+class SORA_OT_model_folder_add(bpy.types.Operator):
+    bl_idname = "sora.model_folder_add"
+    bl_label = "Add Model Folder"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context):
+        prefs = runtime.get_prefs(context)
+        if hasattr(prefs, "model_folders"):
+            prefs.model_folders.add()
+        return {"FINISHED"}
+
+
+class SORA_OT_model_folder_remove(bpy.types.Operator):
+    bl_idname = "sora.model_folder_remove"
+    bl_label = "Remove Model Folder"
+    bl_options = {"INTERNAL"}
+    index: IntProperty()
+
+    def execute(self, context):
+        prefs = runtime.get_prefs(context)
+        if hasattr(prefs, "model_folders") and 0 <= self.index < len(prefs.model_folders):
+            prefs.model_folders.remove(self.index)
+            runtime.scan_models(force=True)
+        return {"FINISHED"}
+
+
+classes = (SORA_PG_model_folder, SORA_AP_preferences, SORA_OT_model_folder_add,
+           SORA_OT_model_folder_remove)

@@ -1,0 +1,282 @@
+"""Turning Blender state into ShotSpecs: sizes fitted to the model, colour from the scene's view,
+rendered sequences, version folders ``//sora/<shot>/v###/`` so nothing is overwritten."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+
+from sora_core.errors import SoraError, invalid
+from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
+
+from . import runtime
+
+VERSION_RE = re.compile(r"^v(\d{3,})$")
+_BIG = 987654321
+
+
+# ---- colour ----------------------------------------------------------------------------------
+def ocio_config_path() -> str:
+    """The OCIO config Blender uses: $OCIO, else the one shipped with Blender."""
+    env = os.environ.get("OCIO")
+    if env and Path(env).is_file():
+        return env
+    return str(Path(bpy.utils.resource_path("LOCAL")) / "datafiles" / "colormanagement" / "config.ocio")
+
+
+def scene_color(scene) -> Color:
+    """The scene's view transform, used both ways (renders in, generated frames out)."""
+    vs, ds = scene.view_settings, scene.display_settings
+    look = vs.look if vs.look and vs.look != "None" else None
+    return Color(config=ocio_config_path(), display=ds.display_device, view=vs.view_transform, look=look)
+
+
+# ---- output folders ----------------------------------------------------------------------------
+def output_root(prefs=None) -> Path:
+    """Preference folder, else //sora next to the .blend, else the extension's user folder."""
+    prefs = prefs or runtime.get_prefs()
+    if prefs.output_dir:
+        return Path(bpy.path.abspath(prefs.output_dir))
+    if bpy.data.filepath:
+        return Path(bpy.path.abspath("//sora"))
+    return runtime.user_dir() / "sora"
+
+
+def next_version(root: Path, shot: str) -> str:
+    """``<shot>/v###`` one above every existing version; the folder is reserved at once."""
+    shot_dir = root / shot
+    numbers = [int(m.group(1)) for p in (shot_dir.iterdir() if shot_dir.is_dir() else ())
+               if (m := VERSION_RE.match(p.name))]
+    n = max(numbers, default=0) + 1
+    while True:
+        rel = f"{shot}/v{n:03d}"
+        try:
+            (root / rel).mkdir(parents=True, exist_ok=False)
+            return rel
+        except FileExistsError:
+            n += 1
+
+
+def remove_if_empty(folder: str | Path) -> None:
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass
+
+
+def check_shot_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise invalid("shot name", f"{name!r} must be 1-100 letters, digits, '.', '_' or '-'",
+                      hint="rename the shot, e.g. 'shot_010'")
+    return name
+
+
+# ---- rendered sequences ----------------------------------------------------------------------
+def render_pattern(scene) -> str:
+    """The scene's render output as an absolute ``name.####.ext`` pattern."""
+    probe = scene.render.frame_path(frame=_BIG)
+    one = scene.render.frame_path(frame=1)
+    width = len(one) - len(probe) + len(str(_BIG))
+    if str(_BIG) not in probe:
+        raise invalid("render output", f"cannot find the frame number in {scene.render.filepath!r}")
+    return bpy.path.abspath(probe.replace(str(_BIG), "#" * max(width, 1)))
+
+
+def frame_file(pattern: str, number: int) -> str:
+    m = re.search(r"#+", pattern)
+    if not m:
+        return pattern
+    return pattern[:m.start()] + str(number).zfill(len(m.group())) + pattern[m.end():]
+
+
+def sequence_source(scene, props) -> tuple[str, list[int] | None]:
+    """(pattern or path, [first, last] or None) of the rendered frames the mode starts from."""
+    if props.use_scene_range:
+        frame_range = [scene.frame_start, scene.frame_end]
+    else:
+        frame_range = [min(props.seq_start, props.seq_end), max(props.seq_start, props.seq_end)]
+    if props.seq_source == "RENDER_OUTPUT":
+        return render_pattern(scene), frame_range
+    if not props.seq_path:
+        raise invalid("sequence", "no sequence path set", hint="choose a rendered sequence (name.####.exr)")
+    return bpy.path.abspath(props.seq_path), frame_range
+
+
+def existing_frames(pattern: str, frame_range) -> list[int]:
+    if "#" not in pattern:
+        return []
+    first, last = frame_range
+    return [n for n in range(first, last + 1) if os.path.isfile(frame_file(pattern, n))]
+
+
+# ---- fitting a request to the model ------------------------------------------------------------
+@dataclass
+class Fit:
+    frames: int
+    width: int
+    height: int
+    fps: float
+    notes: list[str] = field(default_factory=list)
+    problem: str = ""               # why the request cannot run (greyed-out Generate)
+    caps: object = None
+
+
+def _clamp(value: int, low: int, high: int, name: str, family: str, notes: list[str]) -> int:
+    if value < low or value > high:
+        new = min(max(value, low), high)
+        notes.append(f"{name} {value} -> {new} ({family} makes {low}..{high})")
+        return new
+    return value
+
+
+def fit(scene, props) -> Fit:
+    """What will be asked of the model, never raising: the notes and the reason it cannot run."""
+    info, caps, problem = runtime.model_info(props.model)
+    render = scene.render
+    fps = render.fps / render.fps_base if props.use_scene_fps else props.fps
+    if props.use_scene_size:
+        width = max(1, round(render.resolution_x * render.resolution_percentage / 100))
+        height = max(1, round(render.resolution_y * render.resolution_percentage / 100))
+    else:
+        width, height = props.width, props.height
+    mode = props.mode
+    if mode == "extend":
+        frames = props.extend_frames
+    elif mode == "interpolate":
+        frames = abs(props.key_b - props.key_a) + 1
+    elif props.use_scene_frames or mode == "restyle":
+        if mode == "restyle" and not props.use_scene_range:
+            frames = abs(props.seq_end - props.seq_start) + 1
+        else:
+            frames = scene.frame_end - scene.frame_start + 1
+    else:
+        frames = props.frames
+    result = Fit(frames, width, height, fps, caps=caps)
+    if caps is None:
+        result.problem = problem or "unknown model"
+        return result
+    if problem:
+        result.problem = problem
+    if not caps.supports(mode):
+        result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
+        return result
+    notes = result.notes
+    if mode == "extend":
+        context = props.context_frames or caps.default_context
+        room = max(caps.min_frames, caps.max_frames - context)
+        frames = _clamp(frames, 1, room, "new frames", caps.family, notes)
+    else:
+        frames = _clamp(frames, caps.min_frames, caps.max_frames, "frames", caps.family, notes)
+        f2, note = caps.fit_frames(frames)
+        if note:
+            notes.append(note)
+        frames = f2
+    width = _clamp(width, caps.min_size, caps.max_size, "width", caps.family, notes)
+    height = _clamp(height, caps.min_size, caps.max_size, "height", caps.family, notes)
+    width, note = caps.fit_size("width", width)
+    notes += [note] if note else []
+    height, note = caps.fit_size("height", height)
+    notes += [note] if note else []
+    result.frames, result.width, result.height = frames, width, height
+    return result
+
+
+# ---- specs -------------------------------------------------------------------------------------
+def _runtime(prefs) -> Runtime:
+    return Runtime(device=prefs.device, dtype=prefs.dtype, memory=prefs.memory)
+
+
+def still_path(scene, props, inputs_dir: Path) -> str:
+    """The still to animate as a file: Render Result and unsaved images are written as EXR."""
+    if props.still_source == "FILE":
+        if not props.still_path:
+            raise invalid("image", "no image file chosen")
+        return bpy.path.abspath(props.still_path)
+    if props.still_source == "IMAGE":
+        image = props.still_image
+        if image is None:
+            raise invalid("image", "no image chosen")
+    else:
+        image = bpy.data.images.get("Render Result")
+        if image is None or not image.has_data and image.type != "RENDER_RESULT":
+            raise SoraError("not_found", "there is no Render Result", hint="render a frame (F12) first")
+    if image.type == "IMAGE" and image.filepath and not image.is_dirty and image.packed_file is None:
+        path = bpy.path.abspath(image.filepath_raw or image.filepath)
+        if os.path.isfile(path):
+            return path
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    path = inputs_dir / f"{bpy.path.clean_name(image.name)}.exr"
+    settings = scene.render.image_settings
+    old = (settings.file_format, settings.color_depth)
+    try:
+        settings.file_format = "OPEN_EXR"
+        settings.color_depth = "16"
+        image.save_render(str(path), scene=scene)
+    except RuntimeError as exc:
+        raise SoraError("not_found", f"cannot save {image.name}: {exc}",
+                        hint="render a frame (F12) first" if image.type == "RENDER_RESULT" else "") from None
+    finally:
+        settings.file_format, settings.color_depth = old
+    return str(path)
+
+
+def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[ShotSpec, Path, Fit]:
+    """The ShotSpec for the scene's Sora panel; reserves ``<root>/<shot>/v###``."""
+    props = props or scene.sora
+    prefs = prefs or runtime.get_prefs()
+    shot = check_shot_name(props.shot_name)
+    fitted = fit(scene, props)
+    if fitted.problem:
+        raise SoraError("invalid_input", fitted.problem, field="model",
+                        hint="choose another mode or model (Preferences > Add-ons > Sora Shots)")
+    root = output_root(prefs)
+    mode = props.mode
+    inputs = Inputs()
+    out = Output(dir=f"{shot}/v000", name=shot, first_frame=scene.frame_start)
+    frames = fitted.frames
+    if mode == "animate":
+        inputs.image = still_path(scene, props, root / "_inputs" / shot)
+    elif mode in ("extend", "restyle", "interpolate"):
+        pattern, frame_range = sequence_source(scene, props)
+        if mode == "interpolate":
+            a, b = sorted((props.key_a, props.key_b))
+            if a == b:
+                raise invalid("keyframes", "the two keyframes are the same frame")
+            inputs.keyframes = [Keyframe(frame_file(pattern, a), 0), Keyframe(frame_file(pattern, b), b - a)]
+            for k in inputs.keyframes:
+                if not os.path.isfile(k.path):
+                    raise SoraError("not_found", f"keyframe not rendered: {k.path}",
+                                    hint="render the keyframes first (or set the sequence path)")
+            frames = None if fitted.frames != b - a + 1 else fitted.frames
+            if frames is None:
+                frames = fitted.frames
+                inputs.keyframes[1].index = frames - 1
+            out.first_frame = a
+        else:
+            inputs.frames = pattern
+            inputs.frame_range = frame_range if "#" in pattern else None
+            if "#" in pattern and not existing_frames(pattern, frame_range):
+                raise SoraError("not_found", f"no rendered frames {frame_range[0]}-{frame_range[1]} "
+                                f"at {pattern}", hint="render the animation first (Ctrl F12) or "
+                                "set the sequence path and range")
+            if mode == "extend":
+                inputs.direction = props.direction
+                inputs.context = props.context_frames or None
+                out.first_frame = None          # the worker continues the numbering
+            else:
+                inputs.strength = props.strength
+                out.first_frame = frame_range[0] if frame_range else 1
+    spec = ShotSpec(mode=mode, prompt=props.prompt, negative_prompt=props.negative_prompt,
+                    model=runtime.model_ref_for_spec(props.model), seed=props.seed,
+                    steps=props.steps or None, guidance=None if props.guidance < 0 else props.guidance,
+                    width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
+                    inputs=inputs, output=out, color=scene_color(scene), runtime=_runtime(prefs))
+    spec.validate()
+    if reserve:
+        spec.output.dir = next_version(root, shot)
+    return spec, root, fitted

@@ -1,0 +1,70 @@
+"""The extension builds with Blender's own tool, installs into bpy, enables and disables cleanly."""
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import build_extension  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    stage = tmp_path_factory.mktemp("stage") / "extension"
+    build_extension.main(["--out-dir", str(out), "--stage-dir", str(stage)])
+    zips = list(out.glob("sora_blender-*.zip"))
+    assert len(zips) == 1
+    return zips[0], stage
+
+
+def test_manifest_validates_and_zip_holds_addon_and_wheel(built):
+    zip_path, stage = built
+    blender_ext = build_extension.find_blender_ext()
+    proc = subprocess.run([sys.executable, str(blender_ext), "validate", str(stage)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    wheels = [n for n in names if n.startswith("wheels/sora_core-") and n.endswith(".whl")]
+    assert len(wheels) == 1
+    manifest = tomllib.loads(zipfile.ZipFile(zip_path).read("blender_manifest.toml").decode())
+    assert manifest["wheels"] == ["./" + wheels[0]]
+    assert set(manifest["permissions"]) == {"files"}       # files only, no network
+    assert manifest["blender_version_min"] == "4.2.0"
+    # the add-on never imports torch (the worker does, in its own process)
+    for name in names:
+        if name.endswith(".py"):
+            text = zipfile.ZipFile(zip_path).read(name).decode()
+            assert "import torch" not in text, name
+
+
+def test_install_enable_disable_cleanly(built, tmp_path):
+    zip_path, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), BLENDER_USER_RESOURCES=str(home / "blender"))
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("install_check.py")), str(zip_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SORA_INSTALL ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    r = json.loads(line[len("SORA_INSTALL "):])
+    assert r["install"] == ["FINISHED"] and r["enabled"] and r["scene_prop"]
+    assert r["panels"] == ["SORA_PT_compositor", "SORA_PT_sequencer", "SORA_PT_view3d"]
+    assert "SORA_OT_generate" in r["types"] and r["generate_poll"]
+    assert r["sora_core"].startswith(str(home)), "sora_core must come from the bundled wheel"
+    assert not r["torch_imported"]
+    assert r["user_dir"].startswith(str(home))
+    # disabled: nothing left behind
+    assert not r["after_disable_enabled"] and not r["after_scene_prop"]
+    assert r["after_types"] == []
+    assert not r["timer_left"]
+    assert r["handlers_changed"] == {}
+    assert r["atexit_left"] == 0
