@@ -1,0 +1,50 @@
+"""Backends: a loaded model that turns a :class:`Request` into display-referred frames.
+
+Heavy half (torch, diffusers). ``load_backend(model_dir, runtime)`` reads the folder's
+``model_index.json``, maps its ``_class_name`` to a family (``capabilities.PIPELINE_FAMILIES``)
+and loads the matching backend: Wan (t2v / i2v / VACE), LTX-Video or the bundled TinyWorld.
+Only local folders with safetensors weights are loaded; no remote code, no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..capabilities import PIPELINE_FAMILIES
+from ..errors import SoraError
+from .base import Backend, Request
+
+__all__ = ["Backend", "Request", "load_backend", "backend_class"]
+
+
+def backend_class(family: str):
+    if family.startswith("wan-"):
+        from .wan import WanBackend
+        return WanBackend
+    if family == "ltx":
+        from .ltx import LTXBackend
+        return LTXBackend
+    if family == "tinyworld":
+        from .tinyworld import TinyWorldBackend
+        return TinyWorldBackend
+    return None
+
+
+def load_backend(model_dir: str | Path, runtime=None) -> Backend:
+    """Load the model in ``model_dir`` with ``runtime`` (device, dtype, memory strategy)."""
+    from .. import models_index  # noqa: F401  (registers the bundled model's family)
+    from . import loading
+    from ..spec import Runtime
+
+    model_dir = Path(model_dir)
+    runtime = runtime if runtime is not None else Runtime()
+    index = loading.read_model_index(model_dir)
+    name = index.get("_class_name", "")
+    family = PIPELINE_FAMILIES.get(name)
+    cls = backend_class(family) if family else None
+    if cls is None:
+        known = ", ".join(sorted(PIPELINE_FAMILIES))
+        raise SoraError("invalid_input", f"{model_dir} holds a {name or 'unnamed'} pipeline, which no "
+                        f"backend serves; served: {known}", field="model")
+    loading.check_safetensors_only(model_dir)
+    return cls(model_dir, runtime, index)

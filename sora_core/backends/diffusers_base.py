@@ -1,0 +1,81 @@
+"""Common ground of the diffusers backends (Wan, LTX-Video): load, place, call, finish."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..capabilities import FAMILIES
+from ..errors import SoraError
+from . import loading
+from .base import Backend, OnStep, Request, finish_frames
+
+log = logging.getLogger("sora.backends")
+
+
+class DiffusersBackend(Backend):
+    """Loads the folder's own pipeline class; subclasses map each mode to a pipeline call."""
+
+    family = ""
+
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+        model_dir = Path(model_dir)
+        index = index if index is not None else loading.read_model_index(model_dir)
+        self.model_dir = model_dir
+        self.class_name = index.get("_class_name", "")
+        self.capabilities = FAMILIES[self.family]
+        self.device = loading.pick_device(getattr(runtime, "device", "auto"))
+        self.dtype = loading.pick_dtype(getattr(runtime, "dtype", "auto"), self.device)
+        self.memory = getattr(runtime, "memory", "none")
+        self.pipe = loading.load_pipeline(loading.pipeline_class(self.class_name), model_dir, self.dtype)
+        self.memory_applied = loading.place(self.pipe, self.device, self.memory)
+        self.identity = loading.identity(model_dir, self.family, self.class_name)
+        self.identity.update(device=self.device, dtype=str(self.dtype).replace("torch.", ""),
+                             memory=self.memory_applied)
+        self._derived: dict[str, object] = {}
+
+    def derived(self, cls_name: str):
+        """Another pipeline class over the same loaded components (``from_pipe``), cached."""
+        if cls_name == type(self.pipe).__name__:
+            return self.pipe
+        if cls_name not in self._derived:
+            cls = loading.pipeline_class(cls_name)
+            with loading.quiet():
+                pipe = cls.from_pipe(self.pipe)
+            if hasattr(pipe, "set_progress_bar_config"):
+                pipe.set_progress_bar_config(disable=True)
+            self._derived[cls_name] = pipe
+        return self._derived[cls_name]
+
+    def call(self, pipe, req: Request, on_step: OnStep, **kwargs) -> np.ndarray:
+        """Run ``pipe`` with the request's common arguments; OOM becomes a retryable error."""
+        import torch
+
+        args = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None,
+                    height=req.height, width=req.width, num_inference_steps=req.steps,
+                    guidance_scale=req.guidance, generator=loading.generator_for(req.seed),
+                    output_type="np", callback_on_step_end=loading.step_callback(on_step, req.steps))
+        args.update(kwargs)
+        with loading.map_oom(), torch.inference_mode():
+            out = pipe(**args)
+        return finish_frames(out.frames, req)
+
+    def run(self, req: Request, on_step: OnStep) -> np.ndarray:
+        self.check_request(req)
+        handler = getattr(self, f"_{req.mode}", None)
+        if handler is None:
+            raise SoraError("invalid_input", f"mode: {self.family} cannot {req.mode}", field="mode")
+        return handler(req, on_step)
+
+
+def known_runs(known: dict[int, np.ndarray]) -> list[list[int]]:
+    """Sorted known indices grouped into runs of consecutive frames."""
+    runs: list[list[int]] = []
+    for i in sorted(known):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs

@@ -1,0 +1,315 @@
+"""Loading diffusers pipelines safely: local folders, safetensors only, no remote code.
+
+Shared by the Wan, LTX and bundled backends: folder checks, device and dtype choice, memory
+strategies, out-of-memory mapping, the model's identity hash and the step-callback adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import OOM_HINT, SoraError
+
+log = logging.getLogger("sora.backends")
+
+PICKLE_EXTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+SAFE_EXT = ".safetensors"
+MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
+
+
+# -- the folder -------------------------------------------------------------------------------
+def read_model_index(model_dir: Path) -> dict:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise SoraError("not_found", f"model folder not found: {model_dir}", field="model")
+    index = model_dir / "model_index.json"
+    if not index.is_file():
+        raise SoraError("not_found", f"{model_dir} is not a model folder (no model_index.json)",
+                        field="model", hint="point at a diffusers pipeline folder saved with save_pretrained")
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SoraError("invalid_input", f"{index} is not valid JSON: {exc}", field="model") from None
+    if not isinstance(data, dict):
+        raise SoraError("invalid_input", f"{index} is not a JSON object", field="model")
+    return data
+
+
+def check_safetensors_only(model_dir: Path) -> None:
+    """Refuse pickle weights: every folder holding weights must hold them as safetensors.
+
+    Pickle files (``.bin .pt .pth .ckpt .pkl``) can run code when loaded, so a folder whose
+    weights exist only in that form is refused with the files named.
+    """
+    model_dir = Path(model_dir)
+    pickles, safe_dirs = [], set()
+    for root, dirs, files in os.walk(model_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            low = name.lower()
+            if low.endswith(SAFE_EXT):
+                safe_dirs.add(Path(root))
+            elif low.endswith(PICKLE_EXTS):
+                pickles.append(Path(root) / name)
+    unsafe = [p for p in pickles if p.parent not in safe_dirs]
+    if unsafe:
+        names = ", ".join(str(p.relative_to(model_dir)) for p in sorted(unsafe)[:8])
+        more = f" and {len(unsafe) - 8} more" if len(unsafe) > 8 else ""
+        raise SoraError("invalid_input",
+                        f"{model_dir} holds pickle weights only ({names}{more}); sora loads "
+                        "safetensors only, since pickle files can run code when loaded",
+                        field="model",
+                        hint="convert the weights to .safetensors (pipe.save_pretrained(..., "
+                             "safe_serialization=True) in a trusted environment) or get a "
+                             "safetensors release of the model")
+
+
+def model_hash(model_dir: Path) -> str:
+    """A cheap, stable identity: sha256 over model_index.json, every config/tokenizer JSON,
+    and each safetensors file's relative name, size and header (tensor names, shapes,
+    offsets), so no weight bytes are read."""
+    model_dir = Path(model_dir)
+    h = hashlib.sha256()
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(model_dir).parts))
+    for p in files:
+        rel = p.relative_to(model_dir).as_posix()
+        if p.suffix == ".json" or p.name.endswith((".model", ".txt")):
+            h.update(b"F" + rel.encode() + b"\0" + p.read_bytes())
+        elif p.suffix == SAFE_EXT:
+            size = p.stat().st_size
+            h.update(b"S" + rel.encode() + b"\0" + str(size).encode())
+            with open(p, "rb") as fh:
+                head = fh.read(8)
+                if len(head) == 8:
+                    (n,) = struct.unpack("<Q", head)
+                    if n < min(size, 100_000_000):
+                        h.update(fh.read(n))
+    return h.hexdigest()
+
+
+def identity(model_dir: Path, family: str, pipeline_class: str) -> dict:
+    model_dir = Path(model_dir)
+    return {"name": model_dir.name, "family": family, "pipeline": pipeline_class,
+            "path": str(model_dir.resolve()), "hash": model_hash(model_dir)}
+
+
+# -- device and dtype -------------------------------------------------------------------------
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested in ("", "auto", None):
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise SoraError("invalid_input", f"runtime.device: {requested} asked, but no CUDA device "
+                        "is available to the worker", field="runtime.device",
+                        hint="use device auto or cpu, or install a CUDA build of torch")
+    if requested == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise SoraError("invalid_input", "runtime.device: mps asked, but it is not available",
+                            field="runtime.device")
+    return requested
+
+
+def pick_dtype(requested: str, device: str):
+    import torch
+
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if requested in ("", "auto", None):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if requested not in table:
+        raise SoraError("invalid_input", f"runtime.dtype: {requested!r} is not one of auto, "
+                        f"{', '.join(table)}", field="runtime.dtype")
+    return table[requested]
+
+
+# -- loading ----------------------------------------------------------------------------------
+def pipeline_class(name: str):
+    """The diffusers class a folder names; only classes a backend knows are accepted."""
+    import diffusers
+
+    cls = getattr(diffusers, name, None)
+    if cls is None:
+        raise SoraError("invalid_input", f"pipeline class {name} is not part of diffusers "
+                        f"{diffusers.__version__}", field="model",
+                        hint="update diffusers in the worker environment")
+    return cls
+
+
+def load_pipeline(cls, model_dir: Path, dtype):
+    """``cls.from_pretrained`` from a local folder: safetensors only, offline, no remote code."""
+    check_safetensors_only(model_dir)
+    with map_oom(), quiet():
+        try:
+            if _is_diffusers_class(cls):
+                return cls.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True,
+                                           local_files_only=True)
+            return cls.from_pretrained(str(model_dir), torch_dtype=dtype)
+        except (OSError, ValueError, EnvironmentError) as exc:
+            raise SoraError("invalid_input", f"cannot load the model in {model_dir}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                            field="model") from exc
+
+
+def _is_diffusers_class(cls) -> bool:
+    return cls.__module__.startswith("diffusers.")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence diffusers/transformers info chatter and progress bars while loading."""
+    restore = []
+    for modname in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:
+            mod = __import__(modname, fromlist=["get_verbosity"])
+        except ImportError:     # pragma: no cover
+            continue
+        restore.append((mod, mod.get_verbosity()))
+        mod.set_verbosity_error()
+        if hasattr(mod, "disable_progress_bar"):
+            mod.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for mod, level in restore:
+            mod.set_verbosity(level)
+
+
+def place(pipe, device: str, memory: str = "none") -> str:
+    """Put the pipeline on ``device`` with a memory strategy; returns the strategy applied.
+
+    Strategies that need an accelerator (model_cpu_offload, group_offload) fall back to
+    plain placement on CPU with a logged notice; vae_tiling works everywhere.
+    """
+    import torch
+
+    if memory not in MEMORY_STRATEGIES:
+        raise SoraError("invalid_input", f"runtime.memory: {memory!r} is not one of "
+                        f"{', '.join(MEMORY_STRATEGIES)}", field="runtime.memory")
+    applied = memory
+    accel = device != "cpu"
+    if memory in ("model_cpu_offload", "group_offload") and not accel:
+        log.warning("memory strategy %s needs a GPU; running on the CPU without offload", memory)
+        applied = "none"
+    with map_oom():
+        if applied == "model_cpu_offload":
+            pipe.enable_model_cpu_offload(device=device)
+        elif applied == "group_offload":
+            dev = torch.device(device)
+            done = False
+            if hasattr(pipe, "enable_group_offload"):
+                try:
+                    pipe.enable_group_offload(onload_device=dev, offload_device=torch.device("cpu"),
+                                              offload_type="leaf_level")
+                    done = True
+                except (TypeError, ValueError, AttributeError) as exc:
+                    log.warning("pipeline group offload failed (%s); offloading module by module", exc)
+            if not done:
+                from diffusers.hooks import apply_group_offloading
+
+                for name, module in pipe.components.items():
+                    if isinstance(module, torch.nn.Module):
+                        apply_group_offloading(module, onload_device=dev, offload_type="leaf_level")
+        else:
+            pipe.to(device)
+        if memory == "vae_tiling":
+            vae = getattr(pipe, "vae", None)
+            if vae is not None and hasattr(vae, "enable_tiling"):
+                vae.enable_tiling()
+            else:
+                log.warning("this model has no tiled VAE; vae_tiling has no effect")
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    return applied
+
+
+def execution_device(pipe, device: str) -> str:
+    return str(getattr(pipe, "_execution_device", device))
+
+
+# -- errors and progress ----------------------------------------------------------------------
+def is_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "mps backend out of memory" in text)
+
+
+@contextlib.contextmanager
+def map_oom() -> Iterator[None]:
+    """Turn torch's out-of-memory errors into SoraError('out_of_memory') with the usual hint."""
+    try:
+        yield
+    except SoraError:
+        raise
+    except BaseException as exc:
+        if is_oom(exc):
+            _free_cuda()
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SoraError("out_of_memory", f"out of memory: {first}", hint=OOM_HINT) from exc
+        raise
+
+
+def _free_cuda() -> None:
+    try:
+        import gc
+
+        import torch
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:   # pragma: no cover - best effort
+        pass
+
+
+def step_callback(on_step: Callable[[int, int], None], fallback_total: int):
+    """A diffusers ``callback_on_step_end`` calling ``on_step(step, total)`` once per step.
+
+    ``total`` is the steps the pipeline really runs (fewer with a restyle strength < 1).
+    Exceptions from ``on_step`` propagate, which stops the pipeline.
+    """
+    def callback(pipe, i, t, kwargs):
+        total = getattr(pipe, "_num_timesteps", None)
+        if not total:
+            sched = getattr(pipe, "scheduler", None)
+            timesteps = getattr(sched, "timesteps", None)
+            begin = getattr(sched, "begin_index", None) or 0
+            total = (len(timesteps) - begin) if timesteps is not None else fallback_total
+        on_step(int(i) + 1, int(total))
+        return kwargs if isinstance(kwargs, dict) else {}
+    return callback
+
+
+def generator_for(seed: int, device: str = "cpu"):
+    """A CPU generator: the same seed gives the same noise on every device."""
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(int(seed))
+
+
+def to_pil(img):
+    """HxWx3 float [0, 1] display -> 8-bit PIL image (what diffusers' processors expect)."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.clip(np.asarray(img, dtype=np.float32)[..., :3], 0.0, 1.0)
+    return Image.fromarray((arr * 255.0 + 0.5).astype(np.uint8), "RGB")

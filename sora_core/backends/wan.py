@@ -1,0 +1,77 @@
+"""Wan 2.x backends, one model folder each; the folder's pipeline class decides the family.
+
+- ``wan-t2v`` (WanPipeline / WanVideoToVideoPipeline folders): generate with ``WanPipeline``,
+  restyle with ``WanVideoToVideoPipeline`` built from the same components (``from_pipe``).
+- ``wan-i2v`` (WanImageToVideoPipeline): animate a still (frame 0); interpolate between a
+  first and a last frame (``last_image``).
+- ``wan-vace`` (WanVACEPipeline): generate; animate, extend (either direction) and
+  interpolate keyframes through a conditioning ``video`` (given frames, grey elsewhere)
+  and a ``mask`` (black = keep the given frame, white = generate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..capabilities import PIPELINE_FAMILIES
+from ..errors import SoraError
+from . import loading
+from .base import OnStep, Request
+from .diffusers_base import DiffusersBackend
+
+GREY = 0.5  # VACE's neutral value for frames to generate
+
+
+class WanBackend(DiffusersBackend):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+        index = index if index is not None else loading.read_model_index(model_dir)
+        self.family = PIPELINE_FAMILIES.get(index.get("_class_name", ""), "")
+        if not self.family.startswith("wan"):
+            raise SoraError("invalid_input", f"{model_dir} holds a {index.get('_class_name')} "
+                            "pipeline, not a Wan one", field="model")
+        super().__init__(model_dir, runtime, index)
+
+    # -- wan-t2v and wan-vace -----------------------------------------------------------------
+    def _generate(self, req: Request, on_step: OnStep) -> np.ndarray:
+        name = "WanVACEPipeline" if self.family == "wan-vace" else "WanPipeline"
+        return self.call(self.derived(name), req, on_step, num_frames=req.frames)
+
+    def _restyle(self, req: Request, on_step: OnStep) -> np.ndarray:
+        video = [loading.to_pil(f) for f in req.video[:req.frames]]
+        strength = max(float(req.strength), 1.0 / max(req.steps, 1))   # at least one step
+        return self.call(self.derived("WanVideoToVideoPipeline"), req, on_step, video=video,
+                         strength=strength)
+
+    # -- wan-i2v and wan-vace -----------------------------------------------------------------
+    def _animate(self, req: Request, on_step: OnStep) -> np.ndarray:
+        if self.family == "wan-vace":
+            return self._vace(req, on_step)
+        return self.call(self.pipe, req, on_step, image=loading.to_pil(req.known[0]),
+                         num_frames=req.frames)
+
+    def _interpolate(self, req: Request, on_step: OnStep) -> np.ndarray:
+        if self.family == "wan-vace":
+            return self._vace(req, on_step)
+        last = req.frames - 1
+        if sorted(req.known) != [0, last]:
+            raise SoraError("invalid_input", f"inputs.keyframes: a wan-i2v model fills between a first "
+                            f"and a last frame only (indices 0 and {last}), got {sorted(req.known)}",
+                            field="inputs.keyframes", hint="use a Wan VACE or LTX-Video model for "
+                            "keyframes in between")
+        return self.call(self.pipe, req, on_step, image=loading.to_pil(req.known[0]),
+                         last_image=loading.to_pil(req.known[last]), num_frames=req.frames)
+
+    def _extend(self, req: Request, on_step: OnStep) -> np.ndarray:
+        return self._vace(req, on_step)
+
+    def _vace(self, req: Request, on_step: OnStep) -> np.ndarray:
+        from PIL import Image
+
+        grey = np.full((req.height, req.width, 3), GREY, np.float32)
+        video = [loading.to_pil(req.known.get(i, grey)) for i in range(req.frames)]
+        mask = [Image.new("L", (req.width, req.height), 0 if i in req.known else 255)
+                for i in range(req.frames)]
+        return self.call(self.derived("WanVACEPipeline"), req, on_step, video=video, mask=mask,
+                         num_frames=req.frames)
