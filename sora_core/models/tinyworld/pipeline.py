@@ -10,6 +10,7 @@ backward, first and last (or more keyframes) = interpolate. Restyle re-noises a 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def _to_tensor_frames(frames, h: int, w: int) -> torch.Tensor:
 
 class TinyWorldPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer"
+    cpu_bf16 = True  # run the transformer under bf16 autocast on the CPU
 
     def __init__(self, tokenizer, text_encoder: TinyWorldTextEncoder, transformer: TinyWorldTransformer,
                  scheduler: FlowMatchEulerDiscreteScheduler):
@@ -167,11 +169,15 @@ class TinyWorldPipeline(DiffusionPipeline):
             if hasattr(self.scheduler, "set_begin_index"):
                 self.scheduler.set_begin_index(0)
 
+        # bf16 autocast on the CPU: how the model was trained, and ~1.7x faster than float32 there
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if device.type == "cpu" and self.cpu_bf16
+                    and dtype == torch.float32 else nullcontext())
         for i, t in enumerate(timesteps):
             sigma = (t / self.scheduler.config.num_train_timesteps).to(dtype)
             n = len(prompts)
-            x0 = self.transformer(latents.expand(n, -1, -1, -1, -1), sigma.expand(n), cond.expand(n, -1, -1, -1, -1),
-                                  states, mask, pooled)
+            with autocast:
+                x0 = self.transformer(latents.expand(n, -1, -1, -1, -1), sigma.expand(n),
+                                      cond.expand(n, -1, -1, -1, -1), states, mask, pooled).to(latents.dtype)
             if do_cfg:
                 x0 = x0[1:] + guidance_scale * (x0[:1] - x0[1:])
             vel = (latents - x0) / sigma.clamp(min=1e-3)
