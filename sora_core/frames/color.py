@@ -42,6 +42,8 @@ BUILTIN_DISPLAY = "sRGB - Display"
 BUILTIN_VIEW = "Un-tone-mapped"
 ROUND_TRIP_TOL = 1e-4
 NEWTON_ITERS = 8
+STEP_SCALES = (1.0, 0.5, 0.25, 0.1, 0.03)
+START_FRACTIONS = (0.0, 1 / 16, 1 / 4)
 _LOG_FLOOR = 2.0 ** -10     # start of the search for values the OCIO inverse leaves <= 0
 
 
@@ -167,27 +169,32 @@ class ViewTransform:
     def _refine(self, x: np.ndarray, lin: np.ndarray) -> np.ndarray:
         """Damped Newton on the forward view where OCIO's inverse does not round-trip.
 
-        Pixels still off after one start (OCIO's inverse, floored) are retried from starts
-        whose small channels are raised towards the pixel's largest one (saturated colours
-        that an approximate inverse pushed below zero); each pixel keeps its best result.
+        Pixels off by more than ROUND_TRIP_TOL are solved from OCIO's inverse (floored); those
+        still off are retried from starts whose small channels are raised towards the pixel's
+        largest one (saturated colours an approximate inverse pushed below zero); each pixel
+        keeps its best result. Every Newton iteration is two batched OCIO calls, since each call costs
+        a config parse.
         """
         shape = x.shape
         target = x.reshape(-1, 3).astype(np.float64)
         flat = lin.reshape(-1, 3).astype(np.float64)
         y = self._apply(flat, inverse=False).astype(np.float64)
-        best_err = np.abs(np.clip(y, 0, 1) - target).max(-1)
-        best = flat.copy()
+        err = np.abs(np.clip(y, 0, 1) - target).max(-1)
+        bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
+        if not len(bad):
+            return lin
+        out = flat.copy()
         peak = np.maximum(flat.max(-1, keepdims=True), _LOG_FLOOR)
-        for fraction in (0.0, 1 / 16, 1 / 4):
-            bad = np.nonzero(best_err > ROUND_TRIP_TOL)[0]
+        for fraction in START_FRACTIONS:
+            start = np.maximum(flat[bad], np.maximum(_LOG_FLOOR, fraction * peak[bad]))
+            u, e = self._newton(target[bad], np.log2(start))
+            better = e < err[bad]
+            out[bad[better]] = np.exp2(u[better])
+            err[bad[better]] = e[better]
+            bad = bad[err[bad] > ROUND_TRIP_TOL]
             if not len(bad):
                 break
-            start = np.maximum(flat[bad], np.maximum(_LOG_FLOOR, fraction * peak[bad]))
-            u, err = self._newton(target[bad], np.log2(start))
-            better = err < best_err[bad]
-            best[bad[better]] = np.exp2(u[better])
-            best_err[bad[better]] = err[better]
-        return best.astype(np.float32).reshape(shape)
+        return out.astype(np.float32).reshape(shape)
 
     def _newton(self, target: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve ``forward(2**u) == target`` per pixel (N x 3) by damped Newton in log2 space."""
@@ -195,6 +202,7 @@ class ViewTransform:
         err = np.abs(y - target).max(-1)
         h = 1e-3
         eye = np.eye(3)
+        scales = np.asarray(STEP_SCALES)
         for _ in range(NEWTON_ITERS):
             bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
             if not len(bad):
@@ -206,16 +214,19 @@ class ViewTransform:
             jt = np.swapaxes(jac, 1, 2)
             step = np.linalg.solve(jt @ jac + 1e-8 * eye, jt @ rb[..., None])[..., 0]
             step = np.clip(step, -4.0, 4.0)
-            best_u, best_y, best_err = ub, yb, err[bad]
-            for scale in (1.0, 0.5, 0.25):
-                cand = ub - scale * step
-                yc = self._apply(np.exp2(cand), inverse=False).astype(np.float64)
-                ec = np.abs(yc - target[bad]).max(-1)
-                better = ec < best_err
-                best_u = np.where(better[:, None], cand, best_u)
-                best_y = np.where(better[:, None], yc, best_y)
-                best_err = np.where(better, ec, best_err)
-            u[bad], y[bad], err[bad] = best_u, best_y, best_err
+            cands = ub[None] - scales[:, None, None] * step[None]          # (S, n, 3)
+            yc = self._apply(np.exp2(cands.reshape(-1, 3)), inverse=False).astype(np.float64)
+            yc = yc.reshape(len(scales), n, 3)
+            ec = np.abs(yc - target[bad][None]).max(-1)                     # (S, n)
+            best = ec.argmin(0)
+            idx = np.arange(n)
+            improved = ec[best, idx] < err[bad]
+            sel = bad[improved]
+            u[sel] = cands[best, idx][improved]
+            y[sel] = yc[best, idx][improved]
+            err[sel] = ec[best, idx][improved]
+            if not improved.any():
+                break
         return u, err
 
 

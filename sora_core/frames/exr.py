@@ -83,7 +83,9 @@ def _open(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise SoraError("not_found", f"image not found: {path}")
-    inp = oiio.ImageInput.open(str(path))
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)   # PNG: keep colours as stored, not premultiplied
+    inp = oiio.ImageInput.open(str(path), config)
     if inp is None:
         raise SoraError("invalid_input", f"cannot read {path}: it is not a readable image "
                         f"({oiio.geterror().strip() or 'unknown format'})",
