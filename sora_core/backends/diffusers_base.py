@@ -58,7 +58,7 @@ class DiffusersBackend(Backend):
                     guidance_scale=req.guidance, generator=loading.generator_for(req.seed),
                     output_type="np", callback_on_step_end=loading.step_callback(on_step, req.steps))
         args.update(kwargs)
-        with loading.map_oom(), torch.inference_mode():
+        with loading.map_oom(), torch.no_grad():
             out = pipe(**args)
         return finish_frames(out.frames, req)
 

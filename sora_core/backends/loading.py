@@ -95,9 +95,20 @@ def model_hash(model_dir: Path) -> str:
     return h.hexdigest()
 
 
+GENERIC_FOLDER_NAMES = ("weights", "model", "pipeline", "diffusers")
+
+
+def model_name(model_dir: Path) -> str:
+    """The folder's name, or its parent's when the folder has a generic name (``tinyworld/weights``)."""
+    model_dir = Path(model_dir).resolve()
+    if model_dir.name.lower() in GENERIC_FOLDER_NAMES and model_dir.parent.name:
+        return model_dir.parent.name
+    return model_dir.name
+
+
 def identity(model_dir: Path, family: str, pipeline_class: str) -> dict:
     model_dir = Path(model_dir)
-    return {"name": model_dir.name, "family": family, "pipeline": pipeline_class,
+    return {"name": model_name(model_dir), "family": family, "pipeline": pipeline_class,
             "path": str(model_dir.resolve()), "hash": model_hash(model_dir)}
 
 

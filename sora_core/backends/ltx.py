@@ -65,7 +65,7 @@ class LTXBackend(DiffusersBackend):
         if strength < 1.0:
             video = [loading.to_pil(f) for f in req.video[:req.frames]]
             device = loading.execution_device(pipe, self.device)
-            with loading.map_oom(), torch.inference_mode():
+            with loading.map_oom(), torch.no_grad():
                 pixels = pipe.video_processor.preprocess_video(video, req.height, req.width)
                 pixels = pixels.to(device=device, dtype=pipe.vae.dtype)
                 latents = retrieve_latents(pipe.vae.encode(pixels), loading.generator_for(req.seed))

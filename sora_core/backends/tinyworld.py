@@ -44,7 +44,7 @@ class TinyWorldBackend(Backend):
 
         self.check_request(req)
         video = req.video[:req.frames] if req.mode == "restyle" and req.video is not None else None
-        with loading.map_oom(), torch.inference_mode():
+        with loading.map_oom(), torch.no_grad():
             out = self.pipe(prompt=req.prompt, negative_prompt=req.negative_prompt,
                             num_frames=req.frames, height=req.height, width=req.width,
                             num_inference_steps=req.steps, guidance_scale=req.guidance,

@@ -195,3 +195,21 @@ def test_tinyworld_reports_unknown_words(tiny_tinyworld):
     backend = backend_for(tiny_tinyworld)
     assert backend.capabilities.family == "tinyworld"
     assert "dragon" in backend.unknown_words("a red dragon moving left")
+
+
+def test_ltx_and_wan_folders_of_sibling_classes_serve_their_family(tiny_ltx, tiny_wan_t2v, tmp_path):
+    """An LTXPipeline folder is served through LTXConditionPipeline; a WanVideoToVideoPipeline
+    folder still generates (WanPipeline from the same components)."""
+    import json
+    import shutil
+
+    for src, cls, req in [(tiny_ltx, "LTXPipeline", request("animate", 9, (0,), steps=1)),
+                          (tiny_wan_t2v, "WanVideoToVideoPipeline", request("generate", 5, steps=1))]:
+        folder = tmp_path / cls / "weights"
+        shutil.copytree(src, folder)
+        index = json.loads((folder / "model_index.json").read_text())
+        index["_class_name"] = cls
+        (folder / "model_index.json").write_text(json.dumps(index))
+        backend = load_backend(folder, Runtime())
+        assert backend.identity["pipeline"] == cls and backend.identity["name"] == cls   # generic folder name
+        run_checked(backend, req)

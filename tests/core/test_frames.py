@@ -79,6 +79,22 @@ def test_read_png_jpeg_gray_and_alpha(tmp_path):
     assert j.shape == (8, 10, 3) and np.allclose(j, 0.25, atol=3 / 255)
 
 
+def test_read_blender_multilayer_exr_takes_the_combined_pass(tmp_path):
+    import OpenImageIO as oiio
+
+    names = ["ViewLayer.Combined.A", "ViewLayer.Combined.B", "ViewLayer.Combined.G",
+             "ViewLayer.Combined.R", "ViewLayer.Depth.Z"]
+    spec = oiio.ImageSpec(6, 4, len(names), "half")
+    spec.channelnames = tuple(names)
+    data = np.zeros((4, 6, len(names)), np.float32)
+    data[..., 3], data[..., 2], data[..., 1], data[..., 0], data[..., 4] = 0.75, 0.5, 0.25, 1.0, 9.0
+    out = oiio.ImageOutput.create(str(tmp_path / "ml.exr"))
+    assert out.open(str(tmp_path / "ml.exr"), spec) and out.write_image(data) and out.close()
+    rgb = read_image(tmp_path / "ml.exr")
+    assert rgb.shape == (4, 6, 3)
+    np.testing.assert_allclose(rgb[0, 0], [0.75, 0.5, 0.25])
+
+
 def test_missing_corrupt_and_truncated_files_are_refused_by_name(tmp_path):
     with pytest.raises(SoraError) as err:
         read_image(tmp_path / "nope.exr")
