@@ -115,7 +115,7 @@ def _rgb_channels(names: list[str]) -> list[int]:
     layers = {}
     for i, n in enumerate(upper):
         prefix, _, last = n.rpartition(".")
-        if prefix and last in "RGB" and last:
+        if prefix and last in ("R", "G", "B"):
             layers.setdefault(prefix, {})[last] = i
     full = [p for p, chans in layers.items() if len(chans) == 3]
     if full:

@@ -161,6 +161,12 @@ def test_memory_strategies_run_on_cpu(tiny_wan_t2v, memory):
         assert backend.identity["memory"] == "none"
 
 
+def test_group_offload_hooks_run_even_with_the_cpu_as_onload_device(tiny_wan_t2v):
+    backend = load_backend(Path(tiny_wan_t2v), Runtime(device="cpu"))
+    loading.group_offload(backend.pipe, "cpu")      # the code path a GPU takes, on the CPU
+    run_checked(backend, request("generate", 5, steps=1))
+
+
 def test_device_and_dtype_selection():
     assert loading.pick_device("auto") in ("cuda", "mps", "cpu")
     assert loading.pick_dtype("auto", "cpu") == torch.float32
