@@ -46,5 +46,6 @@ def load_backend(model_dir: str | Path, runtime=None) -> Backend:
         known = ", ".join(sorted(PIPELINE_FAMILIES))
         raise SoraError("invalid_input", f"{model_dir} holds a {name or 'unnamed'} pipeline, which no "
                         f"backend serves; served: {known}", field="model")
+    loading.check_components(index, model_dir)
     loading.check_safetensors_only(model_dir)
     return cls(model_dir, runtime, index)

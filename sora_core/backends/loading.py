@@ -71,6 +71,23 @@ def check_safetensors_only(model_dir: Path) -> None:
                              "safetensors release of the model")
 
 
+TRUSTED_LIBRARIES = ("diffusers", "transformers")
+
+
+def check_components(index: dict, model_dir: Path) -> None:
+    """Refuse components whose code would come from outside diffusers, transformers and
+    sora_core itself (a folder's own modules, i.e. remote code)."""
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
+            continue
+        library = value[0]
+        if library is None or library in TRUSTED_LIBRARIES or str(library).startswith("sora_core."):
+            continue
+        raise SoraError("invalid_input", f"{model_dir}: component {name!r} needs code from "
+                        f"{library!r} ({value[1]}); sora loads diffusers and transformers "
+                        "components only and never runs code shipped with a model", field="model")
+
+
 def model_hash(model_dir: Path) -> str:
     """A cheap, stable identity: sha256 over model_index.json, every config/tokenizer JSON,
     and each safetensors file's relative name, size and header (tensor names, shapes,

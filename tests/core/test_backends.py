@@ -139,6 +139,20 @@ def test_missing_and_foreign_folders(tmp_path):
     assert err.value.code == "invalid_input" and "StableDiffusionPipeline" in err.value.message
 
 
+def test_components_with_their_own_code_are_refused(tiny_wan_t2v, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_wan_t2v, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["transformer"] = ["my_transformer", "EvilTransformer"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(SoraError) as err:
+        load_backend(folder, Runtime())
+    assert err.value.code == "invalid_input" and "my_transformer" in err.value.message
+
+
 def test_wan_i2v_refuses_keyframes_in_between(tiny_wan_i2v):
     with pytest.raises(SoraError) as err:
         backend_for(tiny_wan_i2v).run(request("interpolate", 5, (0, 2, 4)), lambda s, t: None)
