@@ -16,12 +16,15 @@ config, ``ocio://default``) with the display ``sRGB - Display`` and the view
 curve on Rec.709 primaries, which is what Blender's ``Standard`` view does and how Blender
 reads an EXR by default. Display and view names of the built-in config may still be given.
 
-Inverting a view: many views are exactly invertible (Standard, Un-tone-mapped); Blender's AgX
-ships a baked inverse LUT that is only approximate (errors up to ~0.1 on saturated colours).
-``to_linear`` therefore starts from OCIO's inverse and, where the round trip
-``to_display(to_linear(x))`` is off by more than :data:`ROUND_TRIP_TOL`, refines the scene
-values with a few damped Newton steps on the config's own forward transform (in log2
-space, so values stay positive). The forward transform is never re-implemented by hand.
+Inverting a view: many views are exactly invertible (Standard, Un-tone-mapped, Filmic);
+Blender's AgX ships a baked inverse LUT that is only approximate (round-trip errors up to
+~0.1 on saturated colours). ``to_linear`` therefore starts from OCIO's inverse and, where the
+round trip ``to_display(to_linear(x))`` is off by more than :data:`ROUND_TRIP_TOL`, solves
+for the scene values with damped Newton steps on the config's own forward transform (in log2
+space, so values stay positive), helped by an inverse table solved once per process and view
+on a 33^3 display grid (about 1-2 s). The forward transform is never re-implemented by hand.
+Display values a view cannot produce (AgX never reaches fully saturated primaries) get the
+closest scene value found. Cost for AgX: a few seconds per 832x480 frame on two CPU cores.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ log = logging.getLogger("sora.color")
 BUILTIN_SCENE = "Linear Rec.709 (sRGB)"
 BUILTIN_DISPLAY = "sRGB - Display"
 BUILTIN_VIEW = "Un-tone-mapped"
-ROUND_TRIP_TOL = 1e-4
+ROUND_TRIP_TOL = 3e-4  # display units; 1/13 of an 8-bit code value
 NEWTON_ITERS = 8
 STEP_SCALES = (1.0, 0.5, 0.25, 0.1, 0.03)
 START_FRACTIONS = (0.0, 1 / 16, 1 / 4)
 _LOG_FLOOR = 2.0 ** -10     # start of the search for values the OCIO inverse leaves <= 0
+TABLE_SIZE = 33             # inverse table grid points per display axis
+STALL = 0.9                 # a Newton step must cut the error below this share, or the pixel stops
 
 
 def _oiio():
@@ -159,52 +164,98 @@ class ViewTransform:
         return np.clip(self._apply(linear, inverse=False), 0.0, 1.0)
 
     def to_linear(self, display: np.ndarray, refine: bool = True) -> np.ndarray:
-        """Display-referred [0, 1] -> scene linear float32, such that ``to_display`` gives it back."""
+        """Display-referred [0, 1] -> scene linear float32, such that ``to_display`` gives it back.
+
+        Where OCIO's own inverse does not round-trip (approximate inverse LUTs such as AgX's),
+        pixels take this view's solved inverse table (:meth:`inverse_table`) where that is
+        closer and, where the view can reach the value, are polished by damped Newton steps
+        on the forward view from several starts. Values the view cannot produce (outside its
+        gamut) keep the closest scene value found.
+        """
         x = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
         lin = self._apply(x, inverse=True)
-        if refine:
-            lin = self._refine(x, lin)
-        return lin
-
-    def _refine(self, x: np.ndarray, lin: np.ndarray) -> np.ndarray:
-        """Damped Newton on the forward view where OCIO's inverse does not round-trip.
-
-        Pixels off by more than ROUND_TRIP_TOL are solved from OCIO's inverse (floored); those
-        still off are retried from starts whose small channels are raised towards the pixel's
-        largest one (saturated colours an approximate inverse pushed below zero); each pixel
-        keeps its best result. Every Newton iteration is two batched OCIO calls, since each call costs
-        a config parse.
-        """
+        if not refine:
+            return lin
         shape = x.shape
         target = x.reshape(-1, 3).astype(np.float64)
         flat = lin.reshape(-1, 3).astype(np.float64)
-        y = self._apply(flat, inverse=False).astype(np.float64)
-        err = np.abs(np.clip(y, 0, 1) - target).max(-1)
+        err = np.abs(np.clip(self._apply(flat, inverse=False), 0, 1) - target).max(-1)
         bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
         if not len(bad):
             return lin
-        out = flat.copy()
+        table = self.inverse_table()
+        u_tab = _trilinear(table.u, target[bad])
+        # deep outside the view's gamut (no solved table point around): the table's closest
+        # value is the answer; Newton cannot reach these and would only spin
+        y_tab = self._apply(np.exp2(u_tab), inverse=False).astype(np.float64)
+        e_tab = np.abs(y_tab - target[bad]).max(-1)
+        better = e_tab < err[bad]
+        flat[bad[better]] = np.exp2(u_tab[better])
+        err[bad[better]] = e_tab[better]
+        reachable = _corner_min(table.residual, target[bad]) <= ROUND_TRIP_TOL
+        keep = reachable & (err[bad] > ROUND_TRIP_TOL)
+        bad, u_tab = bad[keep], u_tab[keep]
+        if not len(bad):
+            return flat.astype(np.float32).reshape(shape)
+        ocio = lin.reshape(-1, 3)[bad].astype(np.float64)    # OCIO's own inverse
+        peak = np.maximum(ocio.max(-1, keepdims=True), _LOG_FLOOR)
+        starts = [u_tab] + [np.log2(np.maximum(ocio, np.maximum(_LOG_FLOOR, f * peak)))
+                            for f in START_FRACTIONS]
+        todo = np.arange(len(bad))           # positions in ``bad`` still off
+        for start in starts:
+            u, e = self._newton(target[bad[todo]], start[todo].copy())
+            better = e < err[bad[todo]]
+            flat[bad[todo[better]]] = np.exp2(u[better])
+            err[bad[todo[better]]] = e[better]
+            todo = todo[err[bad[todo]] > ROUND_TRIP_TOL]
+            if not len(todo):
+                break
+        return flat.astype(np.float32).reshape(shape)
+
+    def inverse_table(self) -> "_InverseTable":
+        """The view's inverse solved on a display grid; computed once per process and view."""
+        key = (self.config, self.display, self.view, self.look)
+        table = _INVERSE_TABLES.get(key)
+        if table is None:
+            table = _INVERSE_TABLES[key] = self._solve_table(TABLE_SIZE)
+        return table
+
+    def _solve_table(self, size: int) -> "_InverseTable":
+        axis = np.linspace(0.0, 1.0, size)
+        grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        flat = self._apply(grid, inverse=True).astype(np.float64)
+        err = np.abs(np.clip(self._apply(flat, inverse=False), 0, 1) - grid).max(-1)
         peak = np.maximum(flat.max(-1, keepdims=True), _LOG_FLOOR)
+        bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
+        # several starts: approximate inverses push saturated colours below zero, so also
+        # start with the small channels raised towards the pixel's largest one
         for fraction in START_FRACTIONS:
-            start = np.maximum(flat[bad], np.maximum(_LOG_FLOOR, fraction * peak[bad]))
-            u, e = self._newton(target[bad], np.log2(start))
-            better = e < err[bad]
-            out[bad[better]] = np.exp2(u[better])
-            err[bad[better]] = e[better]
-            bad = bad[err[bad] > ROUND_TRIP_TOL]
             if not len(bad):
                 break
-        return out.astype(np.float32).reshape(shape)
+            start = np.maximum(flat[bad], np.maximum(_LOG_FLOOR, fraction * peak[bad]))
+            u, e = self._newton(grid[bad], np.log2(start))
+            better = e < err[bad]
+            flat[bad[better]] = np.exp2(u[better])
+            err[bad[better]] = e[better]
+            bad = bad[err[bad] > ROUND_TRIP_TOL]
+        u = np.log2(np.maximum(flat, _LOG_FLOOR ** 2)).reshape(size, size, size, 3)
+        return _InverseTable(u, err.reshape(size, size, size))
 
     def _newton(self, target: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Solve ``forward(2**u) == target`` per pixel (N x 3) by damped Newton in log2 space."""
+        """Solve ``forward(2**u) == target`` per pixel (N x 3) by damped Newton in log2 space.
+
+        Every iteration is two batched OCIO calls (each call parses the config); a pixel
+        leaves the loop once it is solved or stops improving (a value outside the view's
+        gamut converges to its closest reachable value and stays there).
+        """
         y = self._apply(np.exp2(u), inverse=False).astype(np.float64)
         err = np.abs(y - target).max(-1)
+        active = err > ROUND_TRIP_TOL
         h = 1e-3
         eye = np.eye(3)
         scales = np.asarray(STEP_SCALES)
         for _ in range(NEWTON_ITERS):
-            bad = np.nonzero(err > ROUND_TRIP_TOL)[0]
+            bad = np.nonzero(active)[0]
             if not len(bad):
                 break
             ub, yb, rb = u[bad], y[bad], y[bad] - target[bad]
@@ -220,14 +271,56 @@ class ViewTransform:
             ec = np.abs(yc - target[bad][None]).max(-1)                     # (S, n)
             best = ec.argmin(0)
             idx = np.arange(n)
-            improved = ec[best, idx] < err[bad]
+            new_err = ec[best, idx]
+            improved = new_err < err[bad]
             sel = bad[improved]
             u[sel] = cands[best, idx][improved]
             y[sel] = yc[best, idx][improved]
-            err[sel] = ec[best, idx][improved]
-            if not improved.any():
-                break
+            stalled = new_err > STALL * err[bad]        # hardly better: give up
+            err[sel] = new_err[improved]
+            active[bad[stalled]] = False
+            active[bad] &= err[bad] > ROUND_TRIP_TOL
         return u, err
+
+
+class _InverseTable:
+    """log2 scene values solved on a display grid (size^3), and each point's residual."""
+
+    def __init__(self, u: np.ndarray, residual: np.ndarray):
+        self.u = u
+        self.residual = residual
+
+
+_INVERSE_TABLES: dict[tuple, _InverseTable] = {}
+
+
+def _corner_min(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The smallest of the 8 grid values around each point ``x`` (N, 3) in [0, 1]."""
+    size = grid.shape[0]
+    i0 = np.minimum(np.floor(np.clip(x, 0.0, 1.0) * (size - 1)).astype(np.int64), size - 2)
+    out = np.full(len(x), np.inf)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                out = np.minimum(out, grid[i0[:, 0] + dx, i0[:, 1] + dy, i0[:, 2] + dz])
+    return out
+
+
+def _trilinear(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Trilinear lookup of ``grid`` (G, G, G, C) at points ``x`` (N, 3) in [0, 1]."""
+    size = grid.shape[0]
+    p = np.clip(x, 0.0, 1.0) * (size - 1)
+    i0 = np.minimum(np.floor(p).astype(np.int64), size - 2)
+    f = p - i0
+    out = np.zeros((len(x), grid.shape[-1]), np.float64)
+    for dx in (0, 1):
+        wx = f[:, 0] if dx else 1.0 - f[:, 0]
+        for dy in (0, 1):
+            wy = f[:, 1] if dy else 1.0 - f[:, 1]
+            for dz in (0, 1):
+                wz = f[:, 2] if dz else 1.0 - f[:, 2]
+                out += (wx * wy * wz)[:, None] * grid[i0[:, 0] + dx, i0[:, 1] + dy, i0[:, 2] + dz]
+    return out
 
 
 def load_conditioning(path: str | os.PathLike, transform: ViewTransform, width: int,
