@@ -24,6 +24,7 @@ SPEC_VERSION = 1
 DEFAULT_MODEL = "tinyworld"
 DIRECTIONS = ("forward", "backward")
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+MATCH_MODES = ("none", "linear", "display")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -71,6 +72,23 @@ class Color:
 
 
 @dataclass
+class Passes:
+    """How a shot longer than one model pass is chained (None: the model's defaults)."""
+
+    length: int | None = None           # frames per pass, at most the model's maximum
+    overlap: int | None = None          # frames of each pass that condition the next
+    match: str = "linear"               # colour/brightness drift correction: none, linear, display
+
+
+@dataclass
+class PromptChange:
+    """From ``start`` seconds into the shot on, the prompt is ``prompt``."""
+
+    start: float
+    prompt: str
+
+
+@dataclass
 class Runtime:
     device: str = "auto"
     dtype: str = "auto"
@@ -90,6 +108,9 @@ class ShotSpec:
     height: int | None = None
     frames: int | None = None
     fps: float | None = None
+    duration: float | None = None       # seconds; sets frames from fps when frames is None
+    prompt_schedule: list[PromptChange] = field(default_factory=list)
+    passes: Passes = field(default_factory=Passes)
     inputs: Inputs = field(default_factory=Inputs)
     output: Output = field(default_factory=Output)
     color: Color = field(default_factory=Color)
@@ -162,6 +183,22 @@ class ShotSpec:
             _int_range("frames", self.frames, 1, 100_000)
         if self.fps is not None:
             _float_range("fps", self.fps, 0.1, 1000.0)
+        if self.duration is not None:
+            _float_range("duration", self.duration, 0.01, 3600.0)
+            if self.frames is not None:
+                raise invalid("duration", "give frames or duration, not both")
+        for i, change in enumerate(self.prompt_schedule):
+            _float_range(f"prompt_schedule[{i}].start", change.start, 0.0, 3600.0)
+            if not change.prompt.strip():
+                raise invalid(f"prompt_schedule[{i}].prompt", "must not be empty")
+        if self.prompt_schedule and self.mode not in ("generate", "animate", "extend"):
+            raise invalid("prompt_schedule", f"{self.mode} makes one pass; a schedule needs "
+                          "generate, animate or extend")
+        if self.passes.length is not None:
+            _int_range("passes.length", self.passes.length, 1, 10_000)
+        if self.passes.overlap is not None:
+            _int_range("passes.overlap", self.passes.overlap, 1, 10_000)
+        _one_of("passes.match", self.passes.match, MATCH_MODES)
         if self.mode in ("generate", "restyle") and not self.prompt.strip():
             raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
         self._validate_inputs()
@@ -296,10 +333,10 @@ def json_schema() -> dict:
 
 def _schema_of(cls) -> dict:
     enums = {"mode": list(ALL_MODES), "direction": list(DIRECTIONS), "dtype": list(DTYPES),
-             "memory": list(MEMORY_STRATEGIES)}
+             "memory": list(MEMORY_STRATEGIES), "match": list(MATCH_MODES)}
     props = {}
     hints = typing.get_type_hints(cls)
-    defaults = asdict(cls()) if cls is not Keyframe else {}
+    defaults = asdict(cls()) if cls not in (Keyframe, PromptChange) else {}
     for f in fields(cls):
         prop = _schema_type(hints[f.name])
         if f.name in enums:
@@ -308,8 +345,8 @@ def _schema_of(cls) -> dict:
             prop["default"] = defaults[f.name]
         props[f.name] = prop
     schema = {"type": "object", "properties": props, "additionalProperties": False}
-    if cls is Keyframe:
-        schema["required"] = ["path", "index"]
+    if cls in (Keyframe, PromptChange):
+        schema["required"] = [f.name for f in fields(cls)]
     return schema
 
 
