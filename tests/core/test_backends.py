@@ -66,6 +66,7 @@ CASES = [
     ("tiny_ltx", "generate", 9, (), 0, 1.0),
     ("tiny_ltx", "animate", 9, (0,), 0, 1.0),
     ("tiny_ltx", "extend", 17, tuple(range(9)), 0, 1.0),      # a 9-frame video condition
+    ("tiny_ltx", "extend", 17, tuple(range(8, 17)), 0, 1.0),  # a video condition at the tail
     ("tiny_ltx", "extend", 9, (6, 7, 8), 0, 1.0),             # image conditions at the tail
     ("tiny_ltx", "interpolate", 9, (0, 4, 8), 0, 1.0),
     ("tiny_ltx", "restyle", 9, (), 9, 0.5),
@@ -78,7 +79,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("fixture, mode, frames, known, video_frames, strength", CASES,
-                         ids=[f"{c[0][5:]}-{c[1]}-{len(c[3])}" for c in CASES])
+                         ids=[f"{c[0][5:]}-{c[1]}-{'-'.join(map(str, c[3][:1] + c[3][-1:]))}" for c in CASES])
 def test_every_backend_and_mode_end_to_end(request_fixture, fixture, mode, frames, known,
                                            video_frames, strength):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
