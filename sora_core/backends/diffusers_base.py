@@ -19,6 +19,7 @@ class DiffusersBackend(Backend):
     """Loads the folder's own pipeline class; subclasses map each mode to a pipeline call."""
 
     family = ""
+    keep_fp32: tuple[str, ...] = ()     # components kept in float32 under a half dtype
 
     def __init__(self, model_dir: Path, runtime, index: dict | None = None):
         model_dir = Path(model_dir)
@@ -29,7 +30,8 @@ class DiffusersBackend(Backend):
         self.device = loading.pick_device(getattr(runtime, "device", "auto"))
         self.dtype = loading.pick_dtype(getattr(runtime, "dtype", "auto"), self.device)
         self.memory = getattr(runtime, "memory", "none")
-        self.pipe = loading.load_pipeline(loading.pipeline_class(self.class_name), model_dir, self.dtype)
+        self.pipe = loading.load_pipeline(loading.pipeline_class(self.class_name), model_dir, self.dtype,
+                                          self.keep_fp32)
         self.memory_applied = loading.place(self.pipe, self.device, self.memory)
         self.identity = loading.identity(model_dir, self.family, self.class_name)
         self.identity.update(device=self.device, dtype=str(self.dtype).replace("torch.", ""),

@@ -177,13 +177,21 @@ def pipeline_class(name: str):
     return cls
 
 
-def load_pipeline(cls, model_dir: Path, dtype):
-    """``cls.from_pretrained`` from a local folder: safetensors only, offline, no remote code."""
+def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = ()):
+    """``cls.from_pretrained`` from a local folder: safetensors only, offline, no remote code.
+
+    ``keep_fp32`` names components loaded in float32 whatever ``dtype`` is (Wan's VAE).
+    """
+    import torch
+
     check_safetensors_only(model_dir)
+    dtypes = dtype
+    if keep_fp32 and dtype != torch.float32:
+        dtypes = {"default": dtype, **{name: torch.float32 for name in keep_fp32}}
     with map_oom(), quiet():
         try:
             if _is_diffusers_class(cls):
-                return cls.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True,
+                return cls.from_pretrained(str(model_dir), dtype=dtypes, use_safetensors=True,
                                            local_files_only=True)
             return cls.from_pretrained(str(model_dir), torch_dtype=dtype)
         except (OSError, ValueError, EnvironmentError) as exc:

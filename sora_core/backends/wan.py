@@ -25,6 +25,8 @@ GREY = 0.5  # VACE's neutral value for frames to generate
 
 
 class WanBackend(DiffusersBackend):
+    keep_fp32 = ("vae",)    # Wan's VAE is meant to run in float32 (as in diffusers' examples)
+
     def __init__(self, model_dir: Path, runtime, index: dict | None = None):
         index = index if index is not None else loading.read_model_index(model_dir)
         self.family = PIPELINE_FAMILIES.get(index.get("_class_name", ""), "")

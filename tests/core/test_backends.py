@@ -182,6 +182,13 @@ def test_group_offload_hooks_run_even_with_the_cpu_as_onload_device(tiny_wan_t2v
     run_checked(backend, request("generate", 5, steps=1))
 
 
+def test_half_dtype_keeps_the_wan_vae_in_float32(tiny_wan_t2v):
+    backend = load_backend(Path(tiny_wan_t2v), Runtime(device="cpu", dtype="bfloat16"))
+    assert backend.pipe.transformer.dtype == torch.bfloat16 and backend.pipe.vae.dtype == torch.float32
+    assert backend.identity["dtype"] == "bfloat16"
+    run_checked(backend, request("generate", 5, steps=1))
+
+
 def test_device_and_dtype_selection():
     assert loading.pick_device("auto") in ("cuda", "mps", "cpu")
     assert loading.pick_dtype("auto", "cpu") == torch.float32
