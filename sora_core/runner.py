@@ -297,7 +297,8 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache: BackendCache, emit:
         on_step(0, plan.steps)
         display = backend.run(request, on_step)
         linear = _finish_frames(display, known, write_pos, spec.passes.match, transform)
-        _write_pass(plan, state, p, linear, attrs, emit, job_id, is_cancelled)
+        _write_pass(plan, state, p, linear, {**attrs, "sora:prompt": p.prompt, "sora:seed": str(p.seed)},
+                    emit, job_id, is_cancelled)
         state.passes.append({"index": p.index, "start": p.start, "new": p.new, "frames": p.frames,
                              "context": p.context, "prompt": p.prompt, "seed": p.seed})
         _write_state(plan, state, backend, t0, t_loaded, complete=False)
