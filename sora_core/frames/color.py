@@ -16,6 +16,11 @@ config, ``ocio://default``) with the display ``sRGB - Display`` and the view
 curve on Rec.709 primaries, which is what Blender's ``Standard`` view does and how Blender
 reads an EXR by default. Display and view names of the built-in config may still be given.
 
+Speed: OpenImageIO re-reads a config named by path on every call (10-30 ms for Blender's),
+but keeps its process default (``$OCIO``, else the built-in) parsed. A worker started with
+``OCIO=<the config the shots use>`` in its environment therefore converts several times
+faster; any other config still works, only slower.
+
 Inverting a view: many views are exactly invertible (Standard, Un-tone-mapped, Filmic);
 Blender's AgX ships a baked inverse LUT that is only approximate (round-trip errors up to
 ~0.1 on saturated colours). ``to_linear`` therefore starts from OCIO's inverse and, where the
@@ -57,10 +62,33 @@ def _oiio():
     return oiio
 
 
+BUILTIN_URI = "ocio://default"
+
+
+def _process_default() -> str:
+    """The config OpenImageIO uses when given none: ``$OCIO``'s file, or "" (its built-in)."""
+    env = os.environ.get("OCIO", "")
+    if not env or env.startswith("ocio://"):
+        return env
+    try:
+        return str(Path(env).expanduser().resolve())
+    except OSError:     # pragma: no cover
+        return env
+
+
+def _colorconfig_arg(config: str) -> str:
+    """What to pass as ``colorconfig=``: "" when ``config`` is the process default, which OIIO
+    keeps parsed (a named config is re-read on every call, ~10-30 ms each)."""
+    default = _process_default()
+    if not config:
+        return "" if default in ("", BUILTIN_URI) else BUILTIN_URI
+    return "" if config == default else config
+
+
 @lru_cache(maxsize=8)
 def _color_config(path: str):
     oiio = _oiio()
-    cfg = oiio.ColorConfig(path) if path else oiio.ColorConfig()
+    cfg = oiio.ColorConfig(path if path else _colorconfig_arg("") or "")
     err = cfg.geterror() if hasattr(cfg, "geterror") else ""
     if err or cfg.getNumColorSpaces() == 0:
         raise SoraError("invalid_input", f"color.config: cannot load OCIO config {path}: "
@@ -118,6 +146,7 @@ class ViewTransform:
         if self.view not in views:
             raise invalid("color.view", f"{self.view!r} is not a view of display {self.display!r}; "
                           f"choose from: {', '.join(views)}")
+        self._colorconfig = _colorconfig_arg(self.config)
         self.look = look or ""
         if self.look:
             looks = list(cfg.getLookNames())
@@ -150,7 +179,7 @@ class ViewTransform:
             img = img.reshape(side, side, 3)
         out = oiio.ImageBufAlgo.ociodisplay(
             oiio.ImageBuf(img), self.display, self.view, fromspace=self.scene, looks=self.look,
-            unpremult=False, inverse=inverse, colorconfig=self.config)
+            unpremult=False, inverse=inverse, colorconfig=self._colorconfig)
         if out.has_error:
             raise SoraError("internal", f"OCIO display transform {self.display}/{self.view} failed: "
                             f"{out.geterror()}")

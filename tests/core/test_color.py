@@ -81,3 +81,28 @@ def test_load_conditioning_exr_goes_through_the_view_and_is_resized(tmp_path):
     hot = np.full((8, 8, 3), 50.0, np.float32)
     write_exr(tmp_path / "hot.exr", hot, {})
     assert load_conditioning(tmp_path / "hot.exr", t, 8, 8).max() <= 1.0
+
+
+@needs_blender
+def test_process_default_config_is_used_unnamed_and_the_builtin_stays_builtin(tmp_path):
+    """With OCIO=<Blender's config> (the fast path: OIIO keeps its default config parsed),
+    Blender's views still resolve and the built-in default still means the built-in config."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from sora_core.frames.color import ViewTransform, blender_config_path\n"
+        "b = ViewTransform(blender_config_path(), 'sRGB', 'AgX')\n"
+        "d = ViewTransform()\n"
+        "assert b._colorconfig == '' and d._colorconfig == 'ocio://default', (b._colorconfig, d._colorconfig)\n"
+        "assert d.describe()['view'] == 'Un-tone-mapped'\n"
+        "g = np.full((2, 2, 3), 0.18, np.float32)\n"
+        "assert abs(float(d.to_display(g)[0, 0, 0]) - 0.4614) < 1e-3\n"
+        "x = b.to_display(np.exp2(np.random.default_rng(0).uniform(-5, 2, (8, 8, 3))).astype(np.float32))\n"
+        "assert np.abs(b.to_display(b.to_linear(x)) - x).max() < 1e-3\n"
+        "print('ok')\n")
+    env = dict(os.environ, OCIO=str(BLENDER_CONFIG))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
