@@ -25,6 +25,7 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--model", default=None, help="bundled model name, folder under a models dir, or path")
     p.add_argument("--frames", type=int, help="frame count (extend: new frames); default: the model's")
+    p.add_argument("--duration", type=float, help="shot length in seconds (instead of --frames)")
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--fps", type=float)
@@ -45,6 +46,13 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     if mode == "interpolate":
         p.add_argument("--keyframe", action="append", required=True, metavar="PATH[@INDEX]",
                        help="a keyframe and its 0-based output index (default: first, then last)")
+    if mode in ("generate", "animate", "extend"):
+        p.add_argument("--prompt-at", nargs=2, action="append", default=[], metavar=("TIME", "PROMPT"),
+                       help="switch to PROMPT at TIME (seconds, e.g. 4s or 4.5); repeatable")
+        p.add_argument("--prompt-schedule", metavar="FILE",
+                       help="JSON list of {start, prompt} or lines 'SECONDS PROMPT'")
+        p.add_argument("--pass-length", type=int, help="frames per pass of a long shot")
+        p.add_argument("--overlap", type=int, help="frames of each pass that condition the next")
     if mode == "restyle":
         p.add_argument("--strength", type=float, default=0.6, help="0 keeps the input, 1 ignores it")
     g = p.add_argument_group("color and runtime")
@@ -94,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "width": args.width,
-            "height": args.height, "frames": args.frames, "fps": args.fps,
+            "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
                        "first_frame": args.first_frame},
             "color": {"config": args.ocio_config, "display": args.display, "view": args.view,
@@ -114,6 +122,9 @@ def spec_from_args(args) -> ShotSpec:
         inputs["strength"] = args.strength
     if args.command == "interpolate":
         inputs["keyframes"] = [vars(k) for k in _keyframes(args.keyframe, args.frames)]
+    if args.command in ("generate", "animate", "extend"):
+        data["prompt_schedule"] = _schedule(args.prompt_at, args.prompt_schedule)
+        data["passes"] = {"length": args.pass_length, "overlap": args.overlap}
     data["inputs"] = inputs
     return ShotSpec.from_dict(data)
 
@@ -130,6 +141,34 @@ def _keyframes(values: list[str], frames: int | None) -> list[Keyframe]:
     return keys
 
 
+def _seconds(text: str, where: str) -> float:
+    try:
+        return float(text.strip().rstrip("s"))
+    except ValueError:
+        raise SoraError("invalid_input", f"{where}: {text!r} is not a time in seconds (e.g. 4s)") from None
+
+
+def _schedule(pairs: list, path: str | None) -> list[dict]:
+    """Prompt changes from --prompt-at pairs and a schedule file (JSON or 'SECONDS PROMPT' lines)."""
+    entries = [{"start": _seconds(t, "--prompt-at"), "prompt": p} for t, p in pairs]
+    if path:
+        try:
+            text = open(path, encoding="utf-8").read()
+        except OSError as exc:
+            raise SoraError("not_found", f"--prompt-schedule: cannot read {path}: {exc}") from None
+        if text.lstrip().startswith("["):
+            try:
+                entries += json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SoraError("invalid_input", f"--prompt-schedule: {path} is not valid JSON: {exc}") from None
+        else:
+            for number, line in enumerate(text.splitlines(), 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    when, _, prompt = line.strip().partition(" ")
+                    entries.append({"start": _seconds(when, f"{path} line {number}"), "prompt": prompt.strip()})
+    return entries
+
+
 class Progress:
     """A one-line bar on a terminal; one plain line per event elsewhere (farm logs)."""
 
@@ -142,9 +181,12 @@ class Progress:
         kind = event.get("event")
         if kind == "progress" and self.tty:
             step, total = event.get("step", 0), max(event.get("total", 1), 1)
+            phase = event.get("phase", "")
+            if event.get("passes", 1) > 1:
+                phase = f"pass {event['pass']}/{event['passes']} {phase}"
             width = max(10, min(40, shutil.get_terminal_size().columns - 40))
             filled = int(width * step / total)
-            self.stream.write(f"\r{event.get('phase', ''):>8} [{'#' * filled}{'.' * (width - filled)}] "
+            self.stream.write(f"\r{phase:>8} [{'#' * filled}{'.' * (width - filled)}] "
                               f"{step}/{total} {time.monotonic() - self.t0:6.1f}s")
             self.stream.flush()
             if step == total:

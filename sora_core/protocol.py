@@ -47,7 +47,8 @@ def describe(event: dict) -> str:
     """A one-line human description of an event, used for farm logs and the terminal."""
     kind = event.get("event")
     if kind == "progress":
-        return f"{event.get('phase', 'working')} {event.get('step')}/{event.get('total')}"
+        where = f"pass {event['pass']}/{event['passes']} " if event.get("passes", 1) > 1 else ""
+        return f"{where}{event.get('phase', 'working')} {event.get('step')}/{event.get('total')}"
     if kind == "loading":
         return f"loading {event.get('model', 'model')}"
     if kind == "notice":

@@ -150,3 +150,18 @@ def _worker_pid_of(parent):
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     assert children, "the CLI has no worker child process"
     return int(children[0])
+
+
+def test_prompt_schedule_flags_and_file_make_the_spec(tmp_path):
+    (tmp_path / "story.txt").write_text("# seconds prompt\n4 the red ball bouncing\n8.5s a blue ball moving up\n")
+    out = sora("generate", "--prompt", "a red ball moving right", "--duration", "12", "--prompt-at", "2s",
+               "a red ball moving left", "--prompt-schedule", "story.txt", "--pass-length", "12",
+               "--overlap", "3", "--save-spec", "long.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "long.json").read_text())
+    assert data["duration"] == 12 and data["passes"]["length"] == 12 and data["passes"]["overlap"] == 3
+    assert data["prompt_schedule"] == [{"start": 2.0, "prompt": "a red ball moving left"},
+                                       {"start": 4.0, "prompt": "the red ball bouncing"},
+                                       {"start": 8.5, "prompt": "a blue ball moving up"}]
+    bad = sora("generate", "--prompt", "x", "--prompt-at", "soon", "y", "--save-spec", "b.json", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a time in seconds" in bad.stderr
