@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="PNG path (default: <shot>/contact_sheet.png)")
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
+    from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
+    farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
 
 
@@ -212,6 +214,8 @@ def run_spec(spec: ShotSpec, args) -> int:
     resolve_output_dir(spec, root)          # refuse an escaping path before any process starts
     resolve_model(spec.model, args.models_dir)
     env = {}
+    if spec.color.config:   # OpenImageIO keeps the process's default config parsed: much faster
+        env["OCIO"] = os.path.abspath(spec.color.config)
     if args.models_dir:
         env["SORA_MODELS"] = os.pathsep.join(
             [os.path.abspath(d) for d in args.models_dir] + [p for p in os.environ.get("SORA_MODELS", "").split(os.pathsep) if p])
@@ -287,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
                                 args.columns))
             return EXIT_OK
+        if args.command == "farm":
+            from .farm import cli as farm_cli
+            return farm_cli.main(args)
         if args.command == "run":
             return run_spec(ShotSpec.load(args.spec), args)
         spec = spec_from_args(args)

@@ -213,6 +213,7 @@ class ShotState:
         self.records: list[dict] = []
         self.passes: list[dict] = []
         self.complete = False
+        self.color: dict = {}
         path = plan.out_dir / MANIFEST_NAME
         if not path.is_file():
             return
@@ -265,6 +266,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache: BackendCache, emit:
         note(f"resuming after pass {len(state.passes)} of {len(plan.passes)}")
 
     transform = ViewTransform(spec.color.config, spec.color.display, spec.color.view, spec.color.look)
+    state.color = transform.describe()
     load = lambda path: load_conditioning(path, transform, plan.width, plan.height)  # noqa: E731
     video = np.stack([load(p) for p in plan.video_paths]) if plan.video_paths else None
     backend = cache.get(plan.model, spec, emit, job_id)
@@ -308,19 +310,20 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache: BackendCache, emit:
 
 
 def _finish_frames(display: np.ndarray, known: dict, write_pos: range, match: str, transform):
-    """The pass's new frames in scene linear, drift-corrected against its given frames."""
+    """The pass's new frames in scene linear, drift-corrected against its given frames.
+
+    Whole passes go through the view transform at once: inverting a view like AgX is far
+    cheaper for one array than frame by frame."""
     new = display[write_pos.start:write_pos.stop]
-    if match == "none" or not known:
-        return [transform.to_linear(f) for f in new]
     pos = sorted(known)
-    produced = display[pos]
-    reference = np.stack([known[i] for i in pos])
+    if match == "none" or not pos:
+        return transform.to_linear(new)
+    produced, reference = display[pos], np.stack([known[i] for i in pos])
     if match == "display":
-        return [transform.to_linear(f) for f in match_statistics(new, produced, reference).clip(0, 1)]
-    lin = np.stack([transform.to_linear(f) for f in new])
-    produced_lin = np.stack([transform.to_linear(f) for f in produced])
-    reference_lin = np.stack([transform.to_linear(f) for f in reference])
-    return list(np.maximum(match_statistics(lin, produced_lin, reference_lin), 0.0))
+        return transform.to_linear(match_statistics(new, produced, reference).clip(0, 1))
+    lin, produced_lin, reference_lin = np.split(
+        transform.to_linear(np.concatenate([new, produced, reference])), [len(new), len(new) + len(pos)])
+    return np.maximum(match_statistics(lin, produced_lin, reference_lin), 0.0)
 
 
 def _write_pass(plan: Plan, state: ShotState, p: Pass, linear: list, attrs: dict, emit: Emit,
@@ -362,7 +365,7 @@ def _write_state(plan: Plan, state: ShotState, backend, t0: float, t_loaded: flo
     manifest = build_manifest(resolved, dict(backend.identity), state.records, timings, plan.notices,
                               f"{plan.spec.output.name}.####.exr", software)
     manifest.update(status="complete" if complete else "partial", resume_key=state.key,
-                    passes=state.passes, passes_total=len(plan.passes))
+                    passes=state.passes, passes_total=len(plan.passes), color=state.color)
     write_manifest(plan.out_dir, manifest)
     return timings
 
