@@ -288,7 +288,8 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache: BackendCache, emit:
         request = Request(mode=mode, prompt=p.prompt, negative_prompt=spec.negative_prompt,
                           seed=p.seed, steps=plan.steps, guidance=plan.guidance, width=plan.width,
                           height=plan.height, frames=p.frames, known=known, video=video,
-                          strength=spec.inputs.strength if spec.mode == "restyle" else 1.0)
+                          strength=spec.inputs.strength if spec.mode == "restyle" else 1.0,
+                          fps=plan.fps)
 
         def on_step(step: int, total: int, p=p) -> None:
             if is_cancelled():

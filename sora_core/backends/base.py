@@ -35,6 +35,7 @@ class Request:
     known: dict[int, np.ndarray] = field(default_factory=dict)
     video: np.ndarray | None = None     # restyle source (F, H, W, 3) display sRGB [0, 1]
     strength: float = 1.0               # restyle: 1 regenerates fully, near 0 keeps the source
+    fps: float = 24.0                   # playback rate (LTX conditions its positions on it)
 
 
 class Backend:

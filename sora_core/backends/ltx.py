@@ -29,10 +29,10 @@ class LTXBackend(DiffusersBackend):
         self.pipe = self.derived("LTXConditionPipeline")   # LTXPipeline folders hold the same parts
 
     def _generate(self, req: Request, on_step: OnStep) -> np.ndarray:
-        return self.call(self.pipe, req, on_step, num_frames=req.frames)
+        return self.call(self.pipe, req, on_step, num_frames=req.frames, frame_rate=round(req.fps))
 
     def _conditioned(self, req: Request, on_step: OnStep) -> np.ndarray:
-        return self.call(self.pipe, req, on_step, num_frames=req.frames,
+        return self.call(self.pipe, req, on_step, num_frames=req.frames, frame_rate=round(req.fps),
                          conditions=self.conditions(req))
 
     _animate = _extend = _interpolate = _conditioned
@@ -71,4 +71,4 @@ class LTXBackend(DiffusersBackend):
                 latents = retrieve_latents(pipe.vae.encode(pixels), loading.generator_for(req.seed))
                 latents = pipe._normalize_latents(latents, pipe.vae.latents_mean, pipe.vae.latents_std)
             extra = dict(latents=latents.to(torch.float32), denoise_strength=strength)
-        return self.call(pipe, req, on_step, num_frames=req.frames, **extra)
+        return self.call(pipe, req, on_step, num_frames=req.frames, frame_rate=round(req.fps), **extra)
