@@ -49,6 +49,23 @@ def close_warm_client() -> None:
 atexit.register(close_warm_client)
 
 
+def clear_stale_temporaries(out_dir) -> list[str]:
+    """Remove hidden temporaries a killed attempt left in the shot folder (a frame or manifest
+    being written when its node died). One attempt of a shot runs at a time, so none is live."""
+    from pathlib import Path
+
+    removed = []
+    folder = Path(out_dir)
+    if folder.is_dir():
+        for p in folder.iterdir():
+            name = p.name
+            if name.startswith(".") and (".sora-tmp-" in name or
+                                         (name.startswith(".manifest.json.") and name.endswith(".tmp"))):
+                p.unlink(missing_ok=True)
+                removed.append(name)
+    return removed
+
+
 def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict, attempt: int,
                  node: str, emit: Callable[[dict], None]) -> dict:
     """Run one shot; return ``{exit_code, code, error, manifest, frames, seconds, node, ...}``.
@@ -79,11 +96,15 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
 
     try:
         spec = ShotSpec.from_dict(spec_data)
-        resolve_output_dir(spec, output_root)       # the same checks as `sora run`, before the worker
+        out_dir = resolve_output_dir(spec, output_root)     # the same checks as `sora run`
         resolve_model(spec.model, models_dirs)
         if spec.color.config:   # as `sora run`: OpenImageIO keeps the default config parsed
             env = {**env, "OCIO": os.path.abspath(spec.color.config)}
         os.makedirs(output_root, exist_ok=True)     # the worker runs there (relative inputs)
+        stale = clear_stale_temporaries(out_dir)
+        if stale:
+            emit({"event": "notice", **tag, "message": f"removed {len(stale)} temporary files a "
+                  "killed attempt left behind"})
         client = _warm_client(options.get("python"), env, output_root)
         job = client.submit(spec, output_root)
         result["worker_pid"] = client.pid
