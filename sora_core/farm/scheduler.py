@@ -114,7 +114,7 @@ class BatchRunner:
         r.exit_code = code
         r.history.append({"attempt": attempt, "node": r.node, "exit_code": code,
                           "code": result.get("code"), "seconds": worker_seconds,
-                          "wall_seconds": seconds})
+                          "wall_seconds": seconds, "job_seconds": result.get("job_seconds")})
         if code == 0:
             r.status, r.error = "done", None
             r.frames, r.manifest, r.skipped = result.get("frames", 0), result.get("manifest"), bool(result.get("skipped"))

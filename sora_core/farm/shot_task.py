@@ -119,7 +119,8 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
                 pass
             raise SoraError("cancelled", "cancelled: the batch was cancelled") from None
         result.update(exit_code=0, code="ok", manifest=done.get("manifest"),
-                      frames=done.get("frames", 0), skipped="skipped" in seen)
+                      frames=done.get("frames", 0), skipped="skipped" in seen,
+                      job_seconds=(done.get("timings") or {}).get("total_s"))
     except SoraError as err:
         result.update(exit_code=err.exit_code, code=err.code, error=f"{err.code}: {err}")
         if "error" not in seen or err.code == "cancelled":
