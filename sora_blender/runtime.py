@@ -217,6 +217,7 @@ class Task:
         self.error: SoraError | None = None
         self.ran: list[str] = []        # labels of steps that ran a job
         self.skipped: list[str] = []    # labels of steps served from the cache
+        self.local: list[str] = []      # labels of steps done in Blender without a job
 
     @property
     def finished(self) -> bool:
@@ -246,6 +247,11 @@ class Task:
             step = self.steps[self.index]
             prepared = step.prepare()
             if prepared is None:
+                if getattr(step, "local", False):      # done in Blender (e.g. compositor import)
+                    self.local.append(step.label)
+                    self._print(f"[{step.label}] done")
+                    self.index += 1
+                    continue
                 self.skipped.append(step.label)
                 self._print(f"[{step.label}] cached, not run again")
                 if step.on_skip:

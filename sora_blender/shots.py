@@ -134,6 +134,31 @@ def _clamp(value: int, low: int, high: int, name: str, family: str, notes: list[
     return value
 
 
+def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0):
+    """Clamp and round a request to ``caps``: (frames, width, height, notes); never raises."""
+    notes: list[str] = []
+    if mode == "extend":
+        room = max(caps.min_frames, caps.max_frames - (context or caps.default_context))
+        frames = _clamp(frames, 1, room, "new frames", caps.family, notes)
+    else:
+        frames = _clamp(frames, caps.min_frames, caps.max_frames, "frames", caps.family, notes)
+        frames, note = caps.fit_frames(frames)
+        notes += [note] if note else []
+    width = _clamp(width, caps.min_size, caps.max_size, "width", caps.family, notes)
+    height = _clamp(height, caps.min_size, caps.max_size, "height", caps.family, notes)
+    width, note = caps.fit_size("width", width)
+    notes += [note] if note else []
+    height, note = caps.fit_size("height", height)
+    notes += [note] if note else []
+    return frames, width, height, notes
+
+
+def scene_size(scene) -> tuple[int, int]:
+    r = scene.render
+    return (max(1, round(r.resolution_x * r.resolution_percentage / 100)),
+            max(1, round(r.resolution_y * r.resolution_percentage / 100)))
+
+
 def fit(scene, props) -> Fit:
     """What will be asked of the model, never raising: the notes and the reason it cannot run."""
     info, caps, problem = runtime.model_info(props.model)
@@ -165,23 +190,8 @@ def fit(scene, props) -> Fit:
     if not caps.supports(mode):
         result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
         return result
-    notes = result.notes
-    if mode == "extend":
-        context = props.context_frames or caps.default_context
-        room = max(caps.min_frames, caps.max_frames - context)
-        frames = _clamp(frames, 1, room, "new frames", caps.family, notes)
-    else:
-        frames = _clamp(frames, caps.min_frames, caps.max_frames, "frames", caps.family, notes)
-        f2, note = caps.fit_frames(frames)
-        if note:
-            notes.append(note)
-        frames = f2
-    width = _clamp(width, caps.min_size, caps.max_size, "width", caps.family, notes)
-    height = _clamp(height, caps.min_size, caps.max_size, "height", caps.family, notes)
-    width, note = caps.fit_size("width", width)
-    notes += [note] if note else []
-    height, note = caps.fit_size("height", height)
-    notes += [note] if note else []
+    frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames)
+    result.notes += notes
     result.frames, result.width, result.height = frames, width, height
     return result
 
@@ -252,9 +262,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                 if not os.path.isfile(k.path):
                     raise SoraError("not_found", f"keyframe not rendered: {k.path}",
                                     hint="render the keyframes first (or set the sequence path)")
-            frames = None if fitted.frames != b - a + 1 else fitted.frames
-            if frames is None:
-                frames = fitted.frames
+            if frames != b - a + 1:        # the model's frame rule moved the last keyframe
                 inputs.keyframes[1].index = frames - 1
             out.first_frame = a
         else:

@@ -1,0 +1,80 @@
+"""bpy fixtures: the add-on enabled once per session (from the source tree), a model to run.
+
+``import bpy`` comes before ``addon_utils``. The add-on is enabled through ``addon_utils`` so its
+preferences exist, exactly as in Blender. The worker runs with this venv's Python.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import addon_utils  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TINYWORLD = ROOT / "sora_core" / "models" / "tinyworld" / "weights" / "model_index.json"
+
+
+@pytest.fixture(scope="session")
+def sora_addon():
+    """The enabled add-on module; disabled (worker stopped) at the end of the session."""
+    os.environ.setdefault("SORA_WORKER_PYTHON", sys.executable)
+    mod = addon_utils.enable("sora_blender", default_set=True, handle_error=None)
+    assert mod is not None, "sora_blender failed to enable"
+    yield mod
+    addon_utils.disable("sora_blender", default_set=True)
+
+
+@pytest.fixture(scope="session")
+def blender_model(tmp_path_factory):
+    """The bundled model when its weights exist, else a tiny LTX pipeline (every mode).
+
+    The tiny model is built in a subprocess so this (bpy) process does not import torch.
+    """
+    if TINYWORLD.is_file():
+        return "tinyworld"
+    folder = tmp_path_factory.mktemp("blender_models") / "tiny-ltx"
+    code = ("import sys; from tests.fixtures import tiny_models; "
+            "tiny_models.BUILDERS['ltx'](__import__('pathlib').Path(sys.argv[1]))")
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
+    return str(folder)
+
+
+@pytest.fixture
+def scene(sora_addon, tmp_path):
+    """The current scene, reset: small render, short range, outputs under tmp_path."""
+    sc = bpy.context.scene
+    prefs = bpy.context.preferences.addons["sora_blender"].preferences
+    prefs.output_dir = str(tmp_path / "sora")
+    sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 64, 64, 100
+    sc.frame_start, sc.frame_end = 1, 9
+    sc.render.fps, sc.render.fps_base = 24, 1.0
+    # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
+    sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
+    props = sc.sora
+    for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "state",
+                 "last_error", "last_hint", "notices", "message", "last_dir", "phase", "step", "total", "progress", "use_scene_frames", "use_scene_size",
+                 "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
+                 "context_frames", "link_composite", "add_strip", "strength"):
+        props.property_unset(name)
+    if sc.node_tree is not None:
+        for node in list(sc.node_tree.nodes):
+            if node.bl_idname == "CompositorNodeImage":
+                sc.node_tree.nodes.remove(node)
+    yield sc
+    prefs.output_dir = ""
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_t2v_path(tmp_path_factory):
+    """A tiny Wan text-to-video folder (generate/restyle only), built in a subprocess."""
+    folder = tmp_path_factory.mktemp("blender_wan") / "tiny-wan-t2v"
+    code = ("import sys; from tests.fixtures import tiny_models; "
+            "tiny_models.BUILDERS['wan-t2v'](__import__('pathlib').Path(sys.argv[1]))")
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
+    return str(folder)

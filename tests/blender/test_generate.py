@@ -1,0 +1,148 @@
+"""Generate inside bpy with a real worker: background run, compositor import, versions, cancel,
+worker stopped on file load and on quit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bpy
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _artist_composite_link(scene):
+    scene.use_nodes = True
+    tree = scene.node_tree
+    rl = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None) \
+        or tree.nodes.new("CompositorNodeRLayers")
+    comp = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"), None) \
+        or tree.nodes.new("CompositorNodeComposite")
+    tree.links.new(rl.outputs["Image"], comp.inputs["Image"])
+    return rl, comp
+
+
+def _linked_from(socket):
+    return [link.from_node for link in socket.links]
+
+
+def test_generate_background_into_compositor_and_versions(scene, blender_model, capfd):
+    props = scene.sora
+    props.model, props.prompt, props.steps, props.shot_name = blender_model, "a red ball moving right", 2, "ball"
+    scene.frame_start, scene.frame_end = 1, 9
+    rl, comp = _artist_composite_link(scene)
+
+    assert bpy.ops.sora.generate() == {"FINISHED"}          # background mode: runs to completion
+    out = capfd.readouterr().out
+    assert props.state == "DONE", props.last_error
+    denoise = [ln for ln in out.splitlines() if ln.startswith("sora: [ball] denoise ")]
+    assert denoise == ["sora: [ball] denoise 0/2", "sora: [ball] denoise 1/2", "sora: [ball] denoise 2/2"]
+
+    root = Path(scene.sora.last_dir)
+    assert root.name == "v001" and root.parent.name == "ball"
+    frames = sorted(root.glob("ball.*.exr"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert len(frames) == len(manifest["frames"]) >= 2
+    assert frames[0].name == "ball.0001.exr"                # numbered from the scene's first frame
+    assert not list(root.glob(".*tmp*"))
+
+    tree = scene.node_tree
+    node = tree.nodes["ball"]
+    assert node.bl_idname == "CompositorNodeImage"
+    assert node.image.source == "SEQUENCE"
+    assert node.image.colorspace_settings.name == "Linear Rec.709"
+    assert Path(bpy.path.abspath(node.image.filepath)) == frames[0]
+    assert node.frame_duration == len(frames) and node.frame_start == 1 and node.frame_offset == 0
+    viewer = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeViewer")
+    assert _linked_from(viewer.inputs["Image"]) == [node]
+    assert _linked_from(comp.inputs["Image"]) == [rl]      # the artist's Composite link is untouched
+
+    # regenerate: a new version folder, the same node repointed, the old frames kept
+    props.seed = 7
+    assert bpy.ops.sora.generate() == {"FINISHED"}
+    v2 = Path(props.last_dir)
+    assert v2.name == "v002" and len(list(v2.glob("ball.*.exr"))) == len(frames)
+    assert all(f.is_file() for f in frames)
+    assert [n.name for n in tree.nodes if n.bl_idname == "CompositorNodeImage"] == ["ball"]
+    assert Path(bpy.path.abspath(tree.nodes["ball"].image.filepath)).parent == v2
+    assert _linked_from(comp.inputs["Image"]) == [rl]
+
+
+def test_invalid_request_reports_field_and_hint(scene, blender_model):
+    props = scene.sora
+    props.model, props.prompt = blender_model, ""          # generate needs a prompt
+    with pytest.raises(RuntimeError, match="prompt"):
+        bpy.ops.sora.generate()
+    assert props.state == "ERROR" and "prompt" in props.last_error
+
+
+def _tick_until(runtime, cond, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        runtime.tick()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_addon, tmp_path):
+    runtime = sora_addon.runtime
+    props = scene.sora
+    props.model, props.prompt, props.steps, props.shot_name = blender_model, "a blue box", 200, "cancelme"
+    assert bpy.ops.sora.generate(run_in="TIMER") == {"FINISHED"}   # returns at once
+    task = runtime.get_task(f"scene:{scene.name}")
+    assert task is not None and not task.finished and props.state == "RUNNING"
+    _tick_until(runtime, lambda: props.phase == "denoise" and props.step >= 1)
+    assert 0 < props.progress < 1
+    assert bpy.ops.sora.cancel() == {"FINISHED"}
+    _tick_until(runtime, lambda: task.finished)
+    assert task.state == "cancelled" and props.state == "CANCELLED"
+    shot = Path(runtime.get_prefs().output_dir) / "cancelme"
+    assert not props.last_dir
+    assert not list(shot.rglob("*.exr")), "no partial frame"
+    pid = runtime.worker_pid()
+    assert pid and _alive(pid)                              # the warm worker survives a cancel
+    # closing the file (loading another) stops the worker
+    blend = tmp_path / "other.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert runtime.worker_pid() is None
+
+
+QUIT_SCRIPT = r"""
+import os, sys
+import bpy, addon_utils
+sys.path.insert(0, sys.argv[1])
+os.environ["SORA_WORKER_PYTHON"] = sys.executable
+mod = addon_utils.enable("sora_blender", default_set=True, handle_error=None)
+client = mod.runtime.get_client()
+client.start()
+print("PID", client.pid, flush=True)
+# quit without disabling anything: atexit must stop the worker
+"""
+
+
+def test_quitting_stops_the_worker():
+    proc = subprocess.run([sys.executable, "-c", QUIT_SCRIPT, str(ROOT)], capture_output=True, text=True,
+                          timeout=120, cwd=str(ROOT))
+    pid = int(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PID ")).split()[1])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)

@@ -1,0 +1,154 @@
+"""Registration, each panel's draw() against scene.sora, preferences, capability greying."""
+
+from __future__ import annotations
+
+import bpy
+import pytest
+
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+
+class FakeLayout:
+    """Records a draw; checks every property, enum value, operator and icon exists."""
+
+    def __init__(self, log):
+        self.log = log
+        self.enabled = True
+        self.active = True
+        self.scale_y = 1.0
+        self.alert = False
+
+    def _child(self, *args, **kwargs):
+        return FakeLayout(self.log)
+
+    row = column = box = split = grid_flow = column_flow = _child
+
+    def _icon(self, kwargs):
+        icon = kwargs.get("icon", "NONE")
+        assert icon in ICONS, f"unknown icon {icon}"
+
+    def prop(self, data, name, **kwargs):
+        data = getattr(data, "_target", data)
+        assert name in data.bl_rna.properties, f"{data} has no property {name}"
+        self._icon(kwargs)
+        self.log.append(("prop", name, self.enabled))
+
+    def prop_enum(self, data, name, value, **kwargs):
+        assert value in data.bl_rna.properties[name].enum_items.keys(), (name, value)
+        self.log.append(("prop_enum", value, self.enabled))
+
+    def prop_search(self, data, name, *args, **kwargs):
+        assert name in data.bl_rna.properties
+        self.log.append(("prop_search", name, self.enabled))
+
+    def template_ID(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties
+        self.log.append(("template_ID", name, self.enabled))
+
+    def label(self, text="", icon="NONE", **kwargs):
+        self._icon({"icon": icon})
+        self.log.append(("label", text, self.enabled))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), f"no operator {idname}"
+        self._icon(kwargs)
+        self.log.append(("operator", idname, self.enabled))
+        return type("OpProps", (), {})()
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.log.append(("progress", text, factor))
+
+    def separator(self, **kwargs):
+        pass
+
+
+class Proxy:
+    """Stands in for ``self`` in AddonPreferences.draw: the real preferences plus a fake layout."""
+
+    def __init__(self, target, layout):
+        self.layout = layout
+        self._target = target
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+
+class Self:
+    def __init__(self, log):
+        self.layout = FakeLayout(log)
+
+
+def draw(panel, context=None):
+    log = []
+    panel.draw(Self(log), context or bpy.context)
+    return log
+
+
+def labels(log):
+    return [entry[1] for entry in log if entry[0] == "label"]
+
+
+def test_registered(sora_addon):
+    for name in ("SORA_PT_compositor", "SORA_PT_sequencer", "SORA_PT_view3d", "SORA_OT_generate",
+                 "SORA_OT_cancel", "SORA_OT_setup_worker", "SORA_OT_check_worker"):
+        assert hasattr(bpy.types, name), name
+    assert hasattr(bpy.types.Scene, "sora")
+    assert bpy.types.SORA_PT_compositor.bl_category == "Sora"
+    assert {bpy.types.SORA_PT_compositor.bl_space_type, bpy.types.SORA_PT_sequencer.bl_space_type,
+            bpy.types.SORA_PT_view3d.bl_space_type} == {"NODE_EDITOR", "SEQUENCE_EDITOR", "VIEW_3D"}
+
+
+@pytest.mark.parametrize("mode", ["generate", "animate", "extend", "interpolate", "restyle"])
+def test_every_panel_draws_every_mode(scene, mode, blender_model):
+    scene.sora.model = blender_model
+    scene.sora.mode = mode
+    for source in ("RENDER_OUTPUT", "PATH"):
+        scene.sora.seq_source = source
+        for cls in (bpy.types.SORA_PT_compositor, bpy.types.SORA_PT_sequencer, bpy.types.SORA_PT_view3d):
+            log = draw(cls)
+            assert ("operator", "sora.generate", True) in log or any(
+                e[:2] == ("operator", "sora.generate") for e in log)
+
+
+def test_size_and_frames_fitted_with_visible_note(scene, sora_addon):
+    scene.sora.model = "tinyworld"          # 64x64, 2..16 frames: scene 100x70, 40 frames
+    scene.render.resolution_x, scene.render.resolution_y = 100, 70
+    scene.frame_start, scene.frame_end = 1, 40
+    text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
+    assert "Size: 64 x 64" in text and "Frames: 16" in text
+    assert "frames 40 -> 16" in text and "width 100 -> 64" in text
+
+
+def test_unsupported_mode_greyed_with_reason(scene, tiny_wan_t2v_path):
+    scene.sora.model = tiny_wan_t2v_path    # wan-t2v: generate and restyle only
+    log = draw(bpy.types.SORA_PT_compositor)
+    enabled = {e[1]: e[2] for e in log if e[0] == "prop_enum"}
+    assert enabled["generate"] and enabled["restyle"]
+    assert not enabled["animate"] and not enabled["extend"] and not enabled["interpolate"]
+    assert "cannot animate, extend, interpolate" in " ".join(labels(log))
+    scene.sora.mode = "extend"
+    log = draw(bpy.types.SORA_PT_compositor)
+    gen = [e for e in log if e[:2] == ("operator", "sora.generate")]
+    assert gen and gen[0][2] is False       # Generate greyed out ...
+    assert "wan-t2v cannot extend; it can: generate, restyle" in " ".join(labels(log))  # ... and why
+
+
+def test_preferences_draw(sora_addon):
+    prefs = bpy.context.preferences.addons["sora_blender"].preferences
+    prefs.model_folders.add().path = "/nonexistent/models"
+    try:
+        log = []
+        type(prefs).draw(Proxy(prefs, FakeLayout(log)), bpy.context)
+        ops = [e[1] for e in log if e[0] == "operator"]
+        assert "sora.setup_worker" in ops and "sora.check_worker" in ops
+        assert any(t.startswith("Uses: ") for t in labels(log))
+    finally:
+        prefs.model_folders.clear()
+
+
+def test_check_worker_reports_versions(sora_addon):
+    assert bpy.ops.sora.check_worker() == {"FINISHED"}
+    lines = sora_addon.runtime.worker_report_lines()
+    assert lines[0].startswith("Python 3.") and "torch" in lines[0]
+    assert lines[1].startswith("Device: ")
