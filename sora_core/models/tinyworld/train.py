@@ -1,12 +1,16 @@
 """Train the TinyWorld model on clips generated on the fly.
 
     python -m sora_core.models.tinyworld.train --out .cache/train/tinyworld --minutes 90
+    python -m sora_core.models.tinyworld.train --device cuda --workers 14 --batch 64 --minutes 8
     python -m sora_core.models.tinyworld.train --out .cache/train/tinyworld --export sora_core/models/tinyworld/weights
 
 Every batch is a pure function of the step number (seeds fixed), so a resumed run sees the same
-data it would have seen. A checkpoint (model, EMA, optimiser, step) is written atomically every
-``--save-every`` steps to ``<out>/ckpt.pt`` and training resumes from it. The loss is logged to
-stdout every 20 steps. ``--export`` writes the EMA weights as an fp16 pipeline folder.
+data it would have seen; ``--workers`` renders batches in that many processes (the world is
+numpy on the CPU, so on a GPU the renderer, not the model, sets the pace). A checkpoint (model,
+EMA, optimiser, step) is written atomically every ``--save-every`` steps to ``<out>/ckpt.pt``
+and training resumes from it. The loss is logged to stdout every 20 steps. The learning rate
+warms up, then follows a cosine to a tenth over ``--steps`` or ``--minutes``, whichever ends
+first. ``--export`` writes the EMA weights as an fp16 pipeline folder.
 
 Objective: flow matching x_t = (1 - t) x0 + t eps with t = sigmoid(N(0.8, 0.8)); the network
 predicts x0; the loss is on the derived velocity (x_t - x0_hat) / max(t, 0.05) against eps - x0.
@@ -57,6 +61,7 @@ def known_mask(rng: np.random.Generator, T: int = world.FRAMES) -> np.ndarray:
 
 
 def batch(step: int, size: int, seed: int = 0):
+    """Captions, clean latents (B,3,T,32,32) and known masks (B,T) of one training step."""
     rng = np.random.default_rng([seed, step])
     caps, clips, masks = [], [], []
     for i in range(size):
@@ -67,7 +72,29 @@ def batch(step: int, size: int, seed: int = 0):
         caps.append(cap)
         clips.append(frames)
         masks.append(known_mask(rng))
-    return caps, torch.from_numpy(np.stack(clips)), torch.from_numpy(np.stack(masks))
+    return caps, encode_frames(torch.from_numpy(np.stack(clips))), torch.from_numpy(np.stack(masks))
+
+
+class Batches(torch.utils.data.Dataset):
+    """Step number -> that step's batch, so DataLoader processes render ahead in order."""
+
+    def __init__(self, first: int, last: int, size: int, seed: int):
+        self.first, self.last, self.size, self.seed = first, last, size, seed
+
+    def __len__(self):
+        return max(0, self.last - self.first)
+
+    def __getitem__(self, i):
+        torch.set_num_threads(1)
+        return batch(self.first + i, self.size, self.seed)
+
+
+def batches(first: int, last: int, size: int, seed: int, workers: int, pin: bool):
+    if workers <= 0:
+        return (batch(s, size, seed) for s in range(first, last))
+    return iter(torch.utils.data.DataLoader(Batches(first, last, size, seed), batch_size=None, shuffle=False,
+                                            num_workers=workers, prefetch_factor=4, pin_memory=pin,
+                                            persistent_workers=False))
 
 
 def make_cond(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,16 +103,16 @@ def make_cond(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x0 * m, m], 1)
 
 
-def loss_fn(pipe, caps, clips, masks, gen):
-    x0 = encode_frames(clips)
+def loss_fn(pipe, caps, x0, masks, gen):
+    device = x0.device
     b = x0.shape[0]
-    t = torch.sigmoid(torch.randn(b, generator=gen) * 0.8 + 0.8)
-    eps = torch.randn(x0.shape, generator=gen)
+    t = torch.sigmoid(torch.randn(b, generator=gen, device=device) * 0.8 + 0.8)
+    eps = torch.randn(x0.shape, generator=gen, device=device)
     tt = t[:, None, None, None, None]
     xt = (1 - tt) * x0 + tt * eps
     cond = make_cond(x0, masks)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        states, mask, pooled = encode_prompts(pipe.tokenizer, pipe.text_encoder, caps)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        states, mask, pooled = encode_prompts(pipe.tokenizer, pipe.text_encoder, caps, device)
         pred = pipe.transformer(xt, t, cond, states, mask, pooled).float()
     v_pred = (xt - pred) / tt.clamp(min=0.05)
     v = eps - x0
@@ -110,24 +137,36 @@ def main(argv=None):
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
+    ap.add_argument("--workers", type=int, default=0, help="processes that render batches (0: in this one)")
+    ap.add_argument("--echo", type=int, default=1,
+                    help="optimiser steps per rendered batch, each with fresh noise (data echoing, when "
+                         "rendering is slower than the model)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export", default=None, help="write the EMA weights as an fp16 pipeline folder and exit")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = build_pipeline(MODEL, TEXT)
+    pipe.transformer.to(device)
+    pipe.text_encoder.to(device)
     params = list(pipe.transformer.parameters()) + list(pipe.text_encoder.parameters())
     ema = copy.deepcopy(pipe)
     for p in list(ema.transformer.parameters()) + list(ema.text_encoder.parameters()):
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0,
+                            fused=device.type == "cuda")
     step = 0
     ck = out / "ckpt.pt"
     if ck.exists():
-        state = torch.load(ck, map_location="cpu", weights_only=False)
+        state = torch.load(ck, map_location=device, weights_only=False)
         pipe.transformer.load_state_dict(state["transformer"])
         pipe.text_encoder.load_state_dict(state["text_encoder"])
         ema.transformer.load_state_dict(state["ema_transformer"])
@@ -136,12 +175,16 @@ def main(argv=None):
         step = state["step"]
         print(f"resumed from {ck} at step {step}", flush=True)
     if args.export:
+        ema.transformer.to("cpu")
+        ema.text_encoder.to("cpu")
         export(ema, args.export)
         print(f"exported EMA weights of step {step} to {args.export}")
         return 0
 
     nparam = sum(p.numel() for p in params)
-    print(f"params {nparam / 1e6:.2f} M; model {json.dumps(MODEL)}; text {json.dumps(TEXT)}", flush=True)
+    print(f"params {nparam / 1e6:.2f} M; model {json.dumps(MODEL)}; text {json.dumps(TEXT)}; device "
+          f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}; batch {args.batch} "
+          f"echo {max(1, args.echo)}; workers {args.workers}", flush=True)
 
     def save():
         state = dict(transformer=pipe.transformer.state_dict(), text_encoder=pipe.text_encoder.state_dict(),
@@ -150,19 +193,28 @@ def main(argv=None):
         torch.save(state, out / "ckpt.tmp")
         os.replace(out / "ckpt.tmp", ck)
 
+    def learning_rate() -> float:
+        done = step / args.steps
+        if args.minutes:
+            done = max(done, (time.time() - t_start) / (args.minutes * 60))
+        decay = 0.1 + 0.45 * (1 + math.cos(math.pi * min(done, 1.0)))
+        return args.lr * min(1.0, (step + 1) / args.warmup) * decay
+
     t_start = time.time()
     pipe.transformer.train()
     pipe.text_encoder.train()
     run_loss, run_n, t_log = 0.0, 0, time.time()
-    while step < args.steps:
-        if args.minutes and time.time() - t_start > args.minutes * 60:
+    gen = torch.Generator(device)
+    echo = max(1, args.echo)
+    data = batches(step // echo, -(-args.steps // echo), args.batch, args.seed, args.workers, device.type == "cuda")
+    for caps, x0, masks in (item for item in data for _ in range(echo)):
+        if step >= args.steps or (args.minutes and time.time() - t_start > args.minutes * 60):
             break
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        lr = learning_rate()
         for g in opt.param_groups:
             g["lr"] = lr
-        caps, clips, masks = batch(step, args.batch, args.seed)
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        loss = loss_fn(pipe, caps, clips, masks, gen)
+        gen.manual_seed(args.seed * 1_000_003 + step)
+        loss = loss_fn(pipe, caps, x0.to(device, non_blocking=True), masks.to(device, non_blocking=True), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -171,11 +223,11 @@ def main(argv=None):
         d = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for src, dst in ((pipe.transformer, ema.transformer), (pipe.text_encoder, ema.text_encoder)):
-                for p, e in zip(src.parameters(), dst.parameters()):
-                    e.lerp_(p.detach(), 1 - d)
-        run_loss += loss.item()
+                torch._foreach_lerp_(list(dst.parameters()), [p.detach() for p in src.parameters()], 1 - d)
+        run_loss += loss.detach()
         run_n += 1
         if step % 20 == 0:
+            run_loss = run_loss.item()
             print(f"step {step} loss {run_loss / run_n:.4f} lr {lr:.2e} {(time.time() - t_log) / run_n:.2f}s/step "
                   f"elapsed {(time.time() - t_start) / 60:.1f}min", flush=True)
             run_loss, run_n, t_log = 0.0, 0, time.time()
