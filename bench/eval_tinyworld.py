@@ -65,6 +65,31 @@ def track(cmap: np.ndarray, color: str | None = None, min_px: int = 12):
     return np.stack([cx, cy], 1), cnt
 
 
+def count_objects(cmap: np.ndarray, min_px: int = 20) -> int:
+    """Separate blobs of object pixels (8-connected, at least ``min_px``) in one frame."""
+    mask = cmap >= 0
+    seen = np.zeros_like(mask)
+    count = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if seen[y, x]:
+            continue
+        blob = np.zeros_like(mask)
+        blob[y, x] = True
+        while True:                      # grow inside the mask until it stops changing
+            grown = blob.copy()
+            grown[1:] |= blob[:-1]
+            grown[:-1] |= blob[1:]
+            grown[:, 1:] |= grown[:, :-1]
+            grown[:, :-1] |= grown[:, 1:]
+            grown &= mask
+            if (grown == blob).all():
+                break
+            blob = grown
+        seen |= blob
+        count += int(blob.sum() >= min_px)
+    return count
+
+
 def dominant_color(cmap: np.ndarray) -> str | None:
     v = cmap[cmap >= 0]
     if v.size < 12 * cmap.shape[0] // 2:
@@ -130,6 +155,9 @@ def score_clip(frames: np.ndarray, caption: str) -> dict:
     cmap = color_map(frames)
     res: dict = {"caption": caption}
     objs = want["objects"]
+    counts = [count_objects(cmap[t]) for t in (3, 7, 11)]
+    res["count_read"] = int(np.median(counts))
+    res["count_ok"] = res["count_read"] == len(objs)
     if len(objs) == 1:
         o = objs[0]
         res["color_read"] = dominant_color(cmap)
@@ -271,6 +299,7 @@ def main(argv=None):
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--shift", type=float, default=None, help="override the scheduler's shift")
     ap.add_argument("--no-modes", action="store_true", help="skip continuity / animate / restyle")
+    ap.add_argument("--no-speed", action="store_true", help="skip the warm-generation timing")
     ap.add_argument("--sheet", default=None, help="contact sheet PNG path")
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -315,11 +344,11 @@ def main(argv=None):
     eval_s = time.time() - t0
     report: dict = {"steps": steps, "guidance": guidance, "n": n}
     sheet = []
-    print(f"\n| set | colour | direction | two objects | camera pan |\n|---|---|---|---|---|")
+    print(f"\n| set | colour | direction | two objects | camera pan | object count |\n|---|---|---|---|---|---|")
     for name, parts in sets.items():
         rows = [r for p in parts for r in p[0]]
         sheet += [it for p in parts for it in p[1][:3]]
-        vals = {k: rate(rows, k) for k in ("color_ok", "motion_ok", "both_ok", "camera_ok")}
+        vals = {k: rate(rows, k) for k in ("color_ok", "motion_ok", "both_ok", "camera_ok", "count_ok")}
         report[name] = {k: {"rate": v[0], "n": v[1]} for k, v in vals.items()}
         cells = [f"{v[0] * 100:.0f} % (n={v[1]})" if v[1] else "-" for v in vals.values()]
         print(f"| {name} | " + " | ".join(cells) + " |")
@@ -339,7 +368,7 @@ def main(argv=None):
         print(f"animate: colour {np.mean(cont['animate_color']) * 100:.0f} %, direction {np.mean(cont['animate_motion']) * 100:.0f} %")
         print(f"restyle (strength 0.8): new colour {np.mean(cont['restyle_color']) * 100:.0f} %, "
               f"motion kept {np.mean(cont['restyle_motion']) * 100:.0f} %  (n={m} each)")
-    if pipe is not None:
+    if pipe is not None and not args.no_speed:
         import torch
         ts = []
         for i in range(3):

@@ -43,7 +43,11 @@ def build_tokenizer():
 
 
 def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+    """Euler flow matching with shift 3: more of the steps at high noise, where training put its
+    noise levels (sigmoid(N(0.8, 0.8))) and where the layout is decided. Measured on the trained
+    model (bench/eval_tinyworld.py, 40 clips a set): shift 1 left 10 % of one-object clips on
+    black empty and found both of two objects in 82 %; shift 3 gave 100 % and 89 %."""
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
 
 
 @dataclass
