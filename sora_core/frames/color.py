@@ -177,16 +177,28 @@ class ViewTransform:
             img = np.zeros((side * side, 3), np.float32)
             img[:n] = flat
             img = img.reshape(side, side, 3)
-        out = oiio.ImageBufAlgo.ociodisplay(
-            oiio.ImageBuf(img), self.display, self.view, fromspace=self.scene, looks=self.look,
-            unpremult=False, inverse=inverse, colorconfig=self._colorconfig)
-        if out.has_error:
-            raise SoraError("internal", f"OCIO display transform {self.display}/{self.view} failed: "
-                            f"{out.geterror()}")
-        res = out.get_pixels(oiio.FLOAT)
+        buf = oiio.ImageBuf(img)
+        # OpenImageIO's ociodisplay ignores its looks argument, so the look runs as its own step
+        # in scene linear before the view (after it, inverted, on the way back), which matches
+        # what Blender shows to 1e-5.
+        steps = [self._view_step, self._look_step] if self.look else [self._view_step]
+        for step in (steps if inverse else steps[::-1]):
+            buf = step(oiio, buf, inverse)
+            if buf.has_error:
+                raise SoraError("internal", f"OCIO display transform {self.display}/{self.view}"
+                                f"{' + ' + self.look if self.look else ''} failed: {buf.geterror()}")
+        res = buf.get_pixels(oiio.FLOAT)
         if a.ndim != 3:
             res = res.reshape(-1, 3)[:len(a.reshape(-1, 3))]
         return np.asarray(res, dtype=np.float32).reshape(shape)
+
+    def _view_step(self, oiio, buf, inverse: bool):
+        return oiio.ImageBufAlgo.ociodisplay(buf, self.display, self.view, fromspace=self.scene,
+                                             unpremult=False, inverse=inverse, colorconfig=self._colorconfig)
+
+    def _look_step(self, oiio, buf, inverse: bool):
+        return oiio.ImageBufAlgo.ociolook(buf, self.look, self.scene, self.scene, unpremult=False,
+                                          inverse=inverse, colorconfig=self._colorconfig)
 
     def to_display(self, linear: np.ndarray) -> np.ndarray:
         """Scene linear (HxWx3 or (..., 3)) -> display-referred float32 clipped to [0, 1]."""
