@@ -365,6 +365,7 @@ def node_spec(node, scene) -> ShotSpec:
     first_frame = scene.frame_start
     frames = node.frames or caps.default_frames
     context = 0
+    available = None
     if mode == "animate":
         up = _upstream(node, "Image", scene)
         inputs.image = up.get("image") or shots.frame_file(up["pattern"], up["first"])
@@ -378,6 +379,7 @@ def node_spec(node, scene) -> ShotSpec:
             inputs.direction = node.direction
             inputs.context = node.context_frames or None
             context = node.context_frames
+            available = up["last"] - up["first"] + 1
             frames = node.frames or max(1, caps.max_frames - (context or caps.default_context))
             first_frame = None
         else:
@@ -393,7 +395,7 @@ def node_spec(node, scene) -> ShotSpec:
             first_frame = a["last"]
         inputs.keyframes = [Keyframe(path_a, 0), Keyframe(path_b, 1)]
     width, height = shots.scene_size(scene)
-    frames, width, height, _notes = shots.fit_values(caps, mode, frames, width, height, context)
+    frames, width, height, _notes = shots.fit_values(caps, mode, frames, width, height, context, available)
     if mode == "interpolate":
         inputs.keyframes[1].index = frames - 1
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,

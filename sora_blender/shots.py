@@ -28,11 +28,31 @@ def ocio_config_path() -> str:
     return str(Path(bpy.utils.resource_path("LOCAL")) / "datafiles" / "colormanagement" / "config.ocio")
 
 
+_LOOKS: dict[str, list[str]] = {}
+
+
+def config_looks(config: str) -> list[str]:
+    """Look names of an OCIO config (read as text: no OCIO needed here)."""
+    if config not in _LOOKS:
+        try:
+            text = Path(config).read_text(encoding="utf-8", errors="replace")
+            section = text.split("\nlooks:", 1)[1].split("\ncolorspaces:", 1)[0]
+            _LOOKS[config] = re.findall(r"^\s+name:\s*(.+?)\s*$", section, re.M)
+        except (OSError, IndexError):
+            _LOOKS[config] = []
+    return _LOOKS[config]
+
+
 def scene_color(scene) -> Color:
     """The scene's view transform, used both ways (renders in, generated frames out)."""
     vs, ds = scene.view_settings, scene.display_settings
+    config = ocio_config_path()
     look = vs.look if vs.look and vs.look != "None" else None
-    return Color(config=ocio_config_path(), display=ds.display_device, view=vs.view_transform, look=look)
+    if look:
+        looks = config_looks(config)
+        if looks and look not in looks and " - " in look and look.split(" - ", 1)[1] in looks:
+            look = look.split(" - ", 1)[1]        # Blender shows some looks as "<view> - <look>"
+    return Color(config=config, display=ds.display_device, view=vs.view_transform, look=look)
 
 
 # ---- output folders ----------------------------------------------------------------------------
@@ -134,12 +154,24 @@ def _clamp(value: int, low: int, high: int, name: str, family: str, notes: list[
     return value
 
 
-def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0):
-    """Clamp and round a request to ``caps``: (frames, width, height, notes); never raises."""
+def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
+               available: int | None = None):
+    """Clamp and round a request to ``caps``: (frames, width, height, notes); never raises.
+
+    For extend, ``frames`` counts new frames; the model's rule applies to context + new, where
+    the context is ``context`` (0: the model's default) limited to the ``available`` frames."""
     notes: list[str] = []
     if mode == "extend":
-        room = max(caps.min_frames, caps.max_frames - (context or caps.default_context))
-        frames = _clamp(frames, 1, room, "new frames", caps.family, notes)
+        ctx = context or caps.default_context
+        if available:
+            ctx = min(ctx, available)
+        total = min(max(ctx + frames, caps.min_frames), caps.max_frames)
+        total, _note = caps.fit_frames(total)
+        new = max(1, total - ctx)
+        if new != frames:
+            notes.append(f"new frames {frames} -> {new} ({caps.family} makes {caps.frame_rule()} frames "
+                         f"per pass, {ctx} of them rendered context)")
+        frames = new
     else:
         frames = _clamp(frames, caps.min_frames, caps.max_frames, "frames", caps.family, notes)
         frames, note = caps.fit_frames(frames)
@@ -190,7 +222,15 @@ def fit(scene, props) -> Fit:
     if not caps.supports(mode):
         result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
         return result
-    frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames)
+    available = None
+    if mode == "extend":
+        try:
+            pattern, frame_range = sequence_source(scene, props)
+            available = len(existing_frames(pattern, frame_range)) or None
+        except SoraError:
+            pass
+    frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames,
+                                              available)
     result.notes += notes
     result.frames, result.width, result.height = frames, width, height
     return result
