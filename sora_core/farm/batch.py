@@ -48,8 +48,9 @@ class Batch:
         return {s.id: s for s in self.shots}
 
     def to_plan(self) -> dict:
-        """The batch as JSON: what ``sora farm --plan`` prints and the Flamenco job takes."""
-        return {"output_root": str(self.output_root), "shots": [s.to_plan() for s in self.shots]}
+        """The batch as JSON, dependencies first: what ``sora farm --plan`` prints and the
+        Flamenco job takes."""
+        return {"output_root": str(self.output_root), "shots": [s.to_plan() for s in order(self.shots)]}
 
 
 def default_output_root(given: str | None = None) -> Path:

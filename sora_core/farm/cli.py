@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-delay", type=float, default=2.0, help="seconds before a retry (default 2)")
     p.add_argument("--cancel-grace", type=float, default=10.0,
                    help="seconds a cancelled shot gets to stop before it is killed")
+    p.add_argument("--keep-warm", type=float, default=120.0,
+                   help="seconds an idle node keeps its worker and loaded model (default 120; 0: none)")
     p.add_argument("--models-dir", action="append", default=[], help="extra folder of models (on every node)")
     p.add_argument("--python", default=None, help="Python that runs the worker on the nodes")
     p.add_argument("--summary", default=None, help="summary JSON path (default <output root>/farm_summary.json)")
@@ -108,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
         executor = RayExecutor(str(batch.output_root), address=args.ray_address, resource=args.resource,
                                gpus=args.gpus, cpus_per_shot=args.cpus_per_shot, slots=args.slots,
                                python=args.python, models_dirs=args.models_dir,
-                               cancel_grace=args.cancel_grace)
+                               cancel_grace=args.cancel_grace, keep_warm=args.keep_warm)
     except (ConnectionError, RuntimeError) as exc:
         print(f"sora farm: error: cannot reach the Ray cluster: {exc}", file=sys.stderr)
         return 75

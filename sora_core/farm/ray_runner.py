@@ -76,13 +76,14 @@ class RayExecutor:
     def __init__(self, output_root: str, address: str | None = None, resource: str = DEFAULT_RESOURCE,
                  gpus: str = "auto", cpus_per_shot: float = 1.0, slots: int | None = None,
                  python: str | None = None, models_dirs=(), cancel_grace: float = 10.0,
-                 runtime_env: dict | None = None):
+                 keep_warm: float = 120.0, runtime_env: dict | None = None):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.ray = ray
         self.output_root = str(output_root)
         self.owns_ray = False
+        address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
             kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="warning",
                           configure_logging=True)
@@ -113,11 +114,14 @@ class RayExecutor:
             self.notices.append(f"the cluster has no GPU and no {resource!r} resource: one shot per "
                                 f"{max(cpus_per_shot, 1):g} CPU (start nodes with --resources "
                                 f"'{{\"{resource}\": 1}}' to choose)")
-        self._remote = ray.remote(_shot_task).options(max_retries=0, **placement)
+        # max_calls=0: Ray would otherwise retire a GPU task's process after one shot, and with it
+        # the warm worker and its loaded model (the GPU memory is the sora worker's, not Ray's)
+        self._remote = ray.remote(max_calls=0, max_retries=0, **placement)(_shot_task)
         here = ray.get_runtime_context().get_node_id()
         self._sink = ray.remote(_Sink).options(
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
-        self.options = {"python": python, "models_dirs": list(models_dirs), "cancel_grace": cancel_grace}
+        self.options = {"python": python, "models_dirs": list(models_dirs), "cancel_grace": cancel_grace,
+                        "keep_warm": keep_warm}
         self._refs: dict = {}           # ObjectRef -> (shot_id, attempt)
         self._by_shot: dict = {}        # shot_id -> ObjectRef
         self._cancelled_at: dict = {}   # shot_id -> time of the gentle cancel

@@ -21,6 +21,7 @@ from ..spec import ShotSpec, resolve_output_dir
 _lock = threading.Lock()
 _client = None
 _client_key: tuple | None = None
+_idle_timer: threading.Timer | None = None
 
 
 def _warm_client(python: str | None, env: dict, cwd: str):
@@ -44,6 +45,39 @@ def close_warm_client() -> None:
         if _client is not None:
             _client.close()
             _client = None
+
+
+_generation = 0
+
+
+def _close_if_still_idle(generation: int) -> None:
+    global _client
+    with _lock:
+        if generation == _generation and _client is not None:
+            _client.close()
+            _client = None
+
+
+def _hold(seconds: float | None) -> None:
+    """After a shot: keep the worker (and its model, its GPU memory) for ``seconds``, then close
+    it, so an idle node gives its GPU back; None stops the countdown (a shot is starting)."""
+    global _idle_timer, _generation
+    with _lock:
+        _generation += 1
+        generation = _generation
+        if _idle_timer is not None:
+            _idle_timer.cancel()
+            _idle_timer = None
+    if seconds is None:
+        return
+    if seconds <= 0:
+        _close_if_still_idle(generation)
+        return
+    timer = threading.Timer(seconds, _close_if_still_idle, args=(generation,))
+    timer.daemon = True
+    with _lock:
+        _idle_timer = timer
+    timer.start()
 
 
 atexit.register(close_warm_client)
@@ -70,7 +104,8 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
                  node: str, emit: Callable[[dict], None]) -> dict:
     """Run one shot; return ``{exit_code, code, error, manifest, frames, seconds, node, ...}``.
 
-    ``options``: ``python`` (worker Python), ``models_dirs``, ``cancel_grace`` (seconds).
+    ``options``: ``python`` (worker Python), ``models_dirs``, ``cancel_grace`` (seconds),
+    ``keep_warm`` (seconds an idle worker keeps its model; 0 closes it after every shot).
     Events from the worker are passed to ``emit`` with ``shot``, ``attempt`` and ``node`` added.
     """
     from ..models_index import resolve_model
@@ -94,6 +129,7 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
         seen.add(kind)
         emit({**event, **tag})
 
+    _hold(None)
     try:
         spec = ShotSpec.from_dict(spec_data)
         out_dir = resolve_output_dir(spec, output_root)     # the same checks as `sora run`
@@ -128,5 +164,6 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
     except Exception as exc:  # a bug in this task: report it, the scheduler does not retry it
         result.update(exit_code=1, code="internal", error=f"internal: {type(exc).__name__}: {exc}")
         emit({**SoraError("internal", result["error"]).to_event(), **tag})
+    _hold(float(options.get("keep_warm", 120.0)))
     result["seconds"] = round(time.monotonic() - t0, 4)
     return result

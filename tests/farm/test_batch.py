@@ -73,7 +73,7 @@ def test_folder_and_batch_json_with_inferred_and_explicit_dependencies(tmp_path)
     deps = {s.id: s.depends_on for s in batch.shots}
     assert deps == {"a": [], "ext": ["a"], "late": ["b"], "b": []}
     plan = batch.to_plan()
-    assert [s["id"] for s in plan["shots"]] == ["a", "ext", "late", "b"]
+    assert [s["id"] for s in plan["shots"]] == ["a", "ext", "b", "late"]     # dependencies first
     folder = load_batch([str(specs)], str(tmp_path / "o2"))
     assert sorted(s.id for s in folder.shots) == ["a", "b", "ext"]
     assert {s.id: s.depends_on for s in folder.shots}["ext"] == ["a"]
