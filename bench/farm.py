@@ -1,6 +1,6 @@
 """Farm benchmark: the same batch of 8 shots on one Ray node and on two (one CPU each), in one run.
 
-    python bench/farm.py                      # bundled tinyworld if its weights exist, else tiny random weights
+    python bench/farm.py                      # the bundled tinyworld model
     python bench/farm.py --model PATH --steps 20 --shots 8
 
 Prints the speed-up of two nodes over one (target >= 1.6x) and the scheduling overhead per
@@ -44,16 +44,6 @@ def _in_netns(argv: list[str]) -> int | None:
     return subprocess.call(cmd)
 
 
-def _model(args, work: Path) -> tuple[str, str]:
-    if args.model:
-        return args.model, args.model
-    from sora_core.models_index import list_models
-    if any(m.name == "tinyworld" for m in list_models([])):
-        return "tinyworld", "bundled tinyworld"
-    from tests.fixtures import tiny_models
-    folder = work / "models" / "tiny-tinyworld"
-    tiny_models.BUILDERS["tinyworld"](folder)
-    return str(folder), "tinyworld architecture, tiny random weights (the bundled weights are not installed)"
 
 
 def _batch(work: Path, name: str, model: str, n: int, steps: int | None):
@@ -89,10 +79,10 @@ def _run(executor, batch) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="model name or folder (default: bundled tinyworld, else tiny random weights)")
+    parser.add_argument("--model", default="tinyworld", help="model name or folder (default: the bundled tinyworld)")
     parser.add_argument("--shots", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None,
-                        help="denoising steps per shot (default: 150 for tiny random weights, else the model's)")
+                        help="denoising steps per shot (default: the model's)")
     parser.add_argument("--no-netns", action="store_true", help="do not enter a network namespace")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -109,15 +99,15 @@ def main() -> int:
     from sora_core.farm.ray_runner import RayExecutor
 
     work = Path(tempfile.mkdtemp(prefix="sora-farm-bench-"))
-    model, model_note = _model(args, work)
-    steps = args.steps if args.steps is not None else (150 if "random" in model_note else None)
+    model = args.model
+    steps = args.steps
     node_args = dict(num_cpus=1, resources={"sora_slot": 1}, include_dashboard=False, node_ip_address="127.0.0.1")
     cluster = Cluster(initialize_head=True, head_node_args=node_args)
     ray.init(address=cluster.address, log_to_driver=False, logging_level="warning")
     executor = RayExecutor(str(work))
-    figures: dict = {"model": model_note, "steps": steps, "shots": args.shots, "cpus": os.cpu_count()}
+    figures: dict = {"model": model, "steps": steps, "shots": args.shots, "cpus": os.cpu_count()}
     try:
-        print(f"model: {model_note}; steps {steps or 'default'}; {args.shots} shots of 16 frames; "
+        print(f"model: {model}; steps {steps or 'default'}; {args.shots} shots of 16 frames; "
               f"{os.cpu_count()} CPUs here, load average {os.getloadavg()[0]:.2f}")
         t = time.perf_counter()
         _run(executor, _batch(work, "warm1", model, 1, steps))

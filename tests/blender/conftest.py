@@ -17,7 +17,6 @@ bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-TINYWORLD = ROOT / "sora_core" / "models" / "tinyworld" / "weights" / "model_index.json"
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +30,9 @@ def sora_addon():
 
 
 @pytest.fixture(scope="session")
-def blender_model(tmp_path_factory):
-    """The bundled model when its weights exist, else a tiny LTX pipeline (every mode).
-
-    The tiny model is built in a subprocess so this (bpy) process does not import torch.
-    """
-    if TINYWORLD.is_file():
-        return "tinyworld"
-    folder = tmp_path_factory.mktemp("blender_models") / "tiny-ltx"
-    code = ("import sys; from tests.fixtures import tiny_models; "
-            "tiny_models.BUILDERS['ltx'](__import__('pathlib').Path(sys.argv[1]))")
-    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
-    return str(folder)
+def blender_model():
+    """The add-on's default model: the bundled TinyWorld, every mode."""
+    return "tinyworld"
 
 
 @pytest.fixture

@@ -10,5 +10,6 @@ MIN_FRAMES = 2
 FPS = 8
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 3.0
+GUIDANCE_MIN_SIGMA = 0.1   # no guidance on the last, low-noise steps (see pipeline.py)
 DEFAULT_CONTEXT = 4         # given frames that condition an extension
 MAX_PROMPT_WORDS = 40
