@@ -44,29 +44,37 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="sora-overhead-"))
     model = build_ltx(root / "tiny-ltx")
-    spec = ShotSpec.from_dict({"prompt": "a red ball moving right", "model": str(model), "frames": 17,
-                               "width": 64, "height": 64, "steps": args.steps,
-                               "output": {"dir": "inproc", "name": "shot"}})
-    spec_file = root / "spec.json"
-    spec.save(spec_file)
+    runs = iter(range(10_000))
+
+    def fresh_spec() -> ShotSpec:
+        """The same shot into a new folder: a finished folder would be resumed (a no-op)."""
+        return ShotSpec.from_dict({"prompt": "a red ball moving right", "model": str(model), "frames": 17,
+                                   "width": 64, "height": 64, "steps": args.steps,
+                                   "output": {"dir": f"run{next(runs)}", "name": "shot"}})
+
+    def cli_run() -> None:
+        spec_file = root / "spec.json"
+        fresh_spec().save(spec_file)
+        subprocess.run([sys.executable, "-m", "sora_core.cli", "run", str(spec_file), "--output-root", str(root)],
+                       check=True, capture_output=True)
 
     cache = BackendCache()
     quiet = lambda event: None  # noqa: E731
-    in_cold = timed(lambda: run_shot(spec, root, cache, quiet))
-
-    cli = [sys.executable, "-m", "sora_core.cli", "run", str(spec_file), "--output-root", str(root)]
-    cli_cold = [timed(lambda: subprocess.run(cli, check=True, capture_output=True))
-                for _ in range(max(2, args.repeats // 2))]
+    in_cold = timed(lambda: run_shot(fresh_spec(), root, cache, quiet))
+    cli_cold = [timed(cli_run) for _ in range(max(2, args.repeats // 2))]
 
     in_warm, worker_warm, inside_worker = [], [], []
     with WorkerClient() as client:
-        worker_cold = timed(lambda: client.run(spec, str(root)))
+        worker_cold = timed(lambda: client.run(fresh_spec(), str(root)))
         for _ in range(args.repeats):   # alternate, so background noise hits both alike
+            spec = fresh_spec()
             in_warm.append(timed(lambda: run_shot(spec, root, cache, quiet)))
+            spec = fresh_spec()
             t0 = time.perf_counter()
             done = client.run(spec, str(root))
             worker_warm.append(time.perf_counter() - t0)
             inside_worker.append(done["timings"]["total_s"])
+            assert done["frames"] == 17, done            # a real shot, not a resumed no-op
 
     # The minimum of repeated runs is the least noisy estimate of a run's cost on a shared machine.
     t_in, t_warm = min(in_warm), min(worker_warm)
@@ -85,6 +93,7 @@ def main() -> int:
     print(f"  protocol round trip (client wall - worker's own time), median: {protocol * 1000:.1f} ms")
     print(f"  cold CLI / cold in-process = {min(cli_cold) / in_cold:.2f}x")
     return 0 if overhead <= budget else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())
