@@ -211,6 +211,7 @@ class SORA_OT_check_worker(bpy.types.Operator):
     def execute(self, context):
         python = runtime.worker_python()
         if bpy.app.background:
+            print(f"sora: Checking {python}", flush=True)
             info = runtime.check_worker(python)
             lines = runtime.describe_check(info)
             runtime._worker_report[:] = lines
@@ -240,7 +241,10 @@ torch, diffusers, OpenImageIO. Downloads about 1 GB with pip; progress shows in 
                         "or add '--no-index --find-links <wheel folder>' to Extra pip arguments")
             return {"CANCELLED"}
 
+        result = {}
+
         def done(ok):
+            result["ok"] = ok
             if ok:
                 def set_pref():
                     p = runtime.get_prefs()
@@ -251,9 +255,12 @@ torch, diffusers, OpenImageIO. Downloads about 1 GB with pip; progress shows in 
 
         thread = runtime.start_setup(sys.executable, folder, prefs.pip_args, done)
         if bpy.app.background:
-            thread.join()
-            for line in runtime.worker_report_lines():
-                print(f"sora: {line}", flush=True)
+            thread.join()               # each step was printed as it ran (runtime._report)
+            if not result.get("ok"):
+                errors = [ln for ln in runtime.worker_report_lines() if ln.startswith("Error")]
+                self.report({"ERROR"}, "Set Up Worker failed: "
+                            + (errors[-1].removeprefix("Error: ") if errors else "see the log above"))
+                return {"CANCELLED"}
         else:
             self.report({"INFO"}, f"Setting up the worker in {folder} (progress in the preferences)")
         return {"FINISHED"}

@@ -387,6 +387,8 @@ def worker_report_lines() -> list[str]:
 def _report(line: str) -> None:
     _worker_report.append(line)
     del _worker_report[:-12]
+    if bpy.app.background:      # no preferences to look at: print each line as it comes
+        print(f"sora: {line}", flush=True)
     _redraw_prefs_later()
 
 

@@ -316,6 +316,12 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                 inputs.direction = props.direction
                 inputs.context = props.context_frames or None
                 out.first_frame = None          # the worker continues the numbering
+                first = existing_frames(pattern, frame_range)[0] if "#" in pattern else None
+                if props.direction == "backward" and first is not None and first < frames:
+                    raise invalid("direction", f"extending backwards from frame {first} by {frames} frames "
+                                  "would number frames below 0",
+                                  hint=f"render from frame {frames} or later (Output Properties > Frame "
+                                       f"Range), or ask for at most {first} new frames")
             else:
                 inputs.strength = props.strength
                 out.first_frame = frame_range[0] if frame_range else 1

@@ -99,3 +99,17 @@ def test_colour_round_trip_through_the_scene_view(scene, rendered, tmp_path, sor
     assert r["n"] > 100 and r["in_range"]
     assert r["view_err"] < 0.02, r          # the worker sees the render as the artist sees it
     assert r["round_trip_rel"] < 0.02, r    # and generated frames come back to the same linear values
+
+
+def test_extend_backward_past_frame_zero_says_what_to_do_in_blender(scene, rendered, blender_model):
+    """Frames 11-13 extended backwards by 13 would be numbered -2..10: refused before the worker
+    runs, with a fix the panel offers (not the spec field output.first_frame)."""
+    props = scene.sora
+    props.model, props.mode, props.prompt = blender_model, "extend", "the camera keeps moving"
+    props.shot_name, props.direction, props.extend_frames = "ext_too_far", "backward", 13
+    with pytest.raises(RuntimeError, match="below 0"):
+        bpy.ops.sora.generate()
+    assert props.state == "ERROR" and "below 0" in props.last_error
+    assert "render from frame 13 or later" in props.last_hint and "first_frame" not in props.last_hint
+    root = Path(bpy.context.preferences.addons["sora_blender"].preferences.output_dir)
+    assert not (root / "ext_too_far").exists() or not any((root / "ext_too_far").iterdir())

@@ -68,3 +68,62 @@ def test_install_enable_disable_cleanly(built, tmp_path):
     assert not r["timer_left"]
     assert r["handlers_changed"] == {}
     assert r["atexit_left"] == 0
+
+
+SETUP_FAILS = r"""
+import json, sys
+import bpy
+import addon_utils
+bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+MOD = "bl_ext.user_default.sora_blender"
+runtime = sys.modules[MOD + ".runtime"]
+venv_python = runtime.venv_python()
+seen = []                       # (line, did the venv exist when the line was printed)
+
+
+class Tee:
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text):
+        if text.startswith("sora: "):
+            seen.append((text.strip(), venv_python.exists()))
+        return self.out.write(text)
+
+    def flush(self):
+        self.out.flush()
+
+
+prefs = bpy.context.preferences.addons[MOD].preferences
+prefs.pip_args = "--no-index --no-such-option"        # pip refuses it: the set-up fails for real
+sys.stdout = Tee(sys.stdout)
+try:
+    result, error = sorted(bpy.ops.sora.setup_worker()), ""
+except RuntimeError as exc:
+    result, error = ["RuntimeError"], str(exc)
+sys.stdout = sys.stdout.out
+print("SORA_SETUP " + json.dumps({"result": result, "error": error, "seen": seen,
+                                   "venv": str(venv_python)}), flush=True)
+"""
+
+
+def test_setup_worker_in_background_prints_as_it_runs_and_fails_loudly(built, tmp_path):
+    """`blender -b`: each set-up step is printed while it runs (not only the last lines at the end)
+    and a failed pip makes the operator fail, so scripts and farm set-up jobs can tell."""
+    zip_path, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), BLENDER_USER_RESOURCES=str(home / "blender"))
+    env.pop("SORA_WORKER_PYTHON", None)
+    proc = subprocess.run([sys.executable, "-c", SETUP_FAILS, str(zip_path)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SORA_SETUP ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    r = json.loads(line[len("SORA_SETUP "):])
+    assert r["venv"].startswith(str(home))
+    assert r["result"] == ["RuntimeError"], r
+    assert "Set Up Worker failed" in r["error"] and "exit code 2" in r["error"]
+    lines = [text for text, _ in r["seen"]]
+    assert lines[0].startswith("sora: $ ") and " -m venv " in lines[0]
+    assert r["seen"][0][1] is False, "the venv step was printed only after it had run"
+    assert any("no such option" in text for text in lines)

@@ -147,8 +147,10 @@ def test_preferences_draw(sora_addon):
         prefs.model_folders.clear()
 
 
-def test_check_worker_reports_versions(sora_addon):
+def test_check_worker_reports_versions(sora_addon, capfd):
     assert bpy.ops.sora.check_worker() == {"FINISHED"}
+    # background mode says which Python it checked (before set-up it is Blender's own)
+    assert f"sora: Checking {sora_addon.runtime.worker_python()}" in capfd.readouterr().out
     lines = sora_addon.runtime.worker_report_lines()
     assert lines[0].startswith("Python 3.") and "torch" in lines[0]
     assert lines[1].startswith("Device: ")
