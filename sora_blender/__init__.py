@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import compositor, nodes, operators, panels, preferences, properties, runtime, shots  # noqa: F401
+from . import compositor, nodes, operators, panels, preferences, properties, runtime, schedule, shots  # noqa: F401
 
 classes = (
+    *schedule.classes,          # before the property groups and nodes that hold a schedule
     *preferences.classes,
     *properties.classes,
     *operators.classes,

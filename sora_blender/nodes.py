@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from sora_core.errors import SoraError, invalid
 from sora_core.spec import Inputs, Keyframe, Output, ShotSpec
 
-from . import compositor, runtime, shots
+from . import compositor, runtime, schedule, shots
 
 TREE_ID = "SoraShotTree"
 JOB_NODES = ("SoraGenerateNode", "SoraAnimateNode", "SoraExtendNode", "SoraInterpolateNode",
@@ -151,6 +151,9 @@ class SoraPromptNode(SoraNode, bpy.types.Node):
 
     prompt: StringProperty(name="Prompt")
     negative_prompt: StringProperty(name="Negative")
+    prompt_schedule: CollectionProperty(type=schedule.SoraPromptChange, name="Prompt Schedule",
+                                        description="Later prompts of a long shot, each from a time on")
+    schedule_index: IntProperty(default=0)
 
     def init(self, context):
         self.outputs.new("SoraPromptSocket", "Prompt")
@@ -158,6 +161,12 @@ class SoraPromptNode(SoraNode, bpy.types.Node):
     def draw_buttons(self, context, layout):
         layout.prop(self, "prompt", text="")
         layout.prop(self, "negative_prompt", text="", icon="REMOVE")
+        if len(self.prompt_schedule):
+            layout.label(text=f"then {len(self.prompt_schedule)} later prompt(s)", icon="TIME")
+
+    def draw_buttons_ext(self, context, layout):
+        self.draw_buttons(context, layout)
+        schedule.draw(layout, self, self.id_data.name, self.name)
 
 
 class SoraRenderInputNode(SoraNode, bpy.types.Node):
@@ -304,11 +313,12 @@ def _linked(node, socket_name: str):
     return socket.links[0].from_node
 
 
-def _prompt(node) -> tuple[str, str]:
+def _prompt(node) -> tuple[str, str, list]:
+    """Prompt, negative prompt and prompt schedule: from a linked Prompt node, else the node's own."""
     src = _linked(node, "Prompt")
     if src is not None and src.bl_idname == "SoraPromptNode":
-        return src.prompt, src.negative_prompt
-    return node.prompt, ""
+        return src.prompt, src.negative_prompt, schedule.to_spec(src)
+    return node.prompt, "", []
 
 
 def node_result(node, scene) -> dict | None:
@@ -360,7 +370,7 @@ def node_spec(node, scene) -> ShotSpec:
     mode = node.mode
     if not caps.supports(mode):
         raise invalid(f"{node.name}.mode", f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}")
-    prompt, negative = _prompt(node)
+    prompt, negative, changes = _prompt(node)
     inputs = Inputs()
     first_frame = scene.frame_start
     frames = node.frames or caps.default_frames
@@ -395,13 +405,14 @@ def node_spec(node, scene) -> ShotSpec:
             first_frame = a["last"]
         inputs.keyframes = [Keyframe(path_a, 0), Keyframe(path_b, 1)]
     width, height = shots.scene_size(scene)
-    frames, width, height, _notes = shots.fit_values(caps, mode, frames, width, height, context, available)
+    fps = scene.render.fps / scene.render.fps_base
+    frames, width, height, _notes = shots.fit_values(caps, mode, frames, width, height, context, available, fps)
     if mode == "interpolate":
         inputs.keyframes[1].index = frames - 1
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,
                     model=runtime.model_ref_for_spec(ref), seed=node.seed, steps=node.steps or None,
-                    width=width, height=height, frames=frames,
-                    fps=scene.render.fps / scene.render.fps_base, inputs=inputs,
+                    width=width, height=height, frames=frames, fps=fps,
+                    prompt_schedule=changes if mode in shots.CHAIN_MODES else [], inputs=inputs,
                     output=Output(dir=f"{shot_name(node)}/v000", name=shot_name(node), first_frame=first_frame),
                     color=shots.scene_color(scene),
                     runtime=shots.Runtime(device=prefs.device, dtype=prefs.dtype, memory=prefs.memory))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import runtime, shots
+from . import runtime, schedule, shots
 from .operators import scene_key
 from .properties import MODE_ITEMS
 
@@ -58,6 +58,8 @@ def draw_sora(layout, context) -> None:
     col = layout.column()
     col.prop(props, "prompt", text="", icon="TEXT")
     col.prop(props, "negative_prompt", text="", icon="REMOVE")
+    if props.mode in shots.CHAIN_MODES:
+        schedule.draw(layout, props)
 
     box = layout.box()
     row = box.row(align=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import runtime
+from . import runtime, schedule
 
 MODE_ITEMS = [
     ("generate", "Generate", "Make a shot from the prompt alone", "PLAY", 0),
@@ -48,6 +48,9 @@ class SoraSceneProps(PropertyGroup):
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="generate")
     prompt: StringProperty(name="Prompt", description="What the shot shows: subjects, action, camera motion")
     negative_prompt: StringProperty(name="Negative", description="What the shot should avoid")
+    prompt_schedule: CollectionProperty(type=schedule.SoraPromptChange, name="Prompt Schedule",
+                                        description="Later prompts of a long shot, each from a time on")
+    schedule_index: IntProperty(default=0)
     model: StringProperty(name="Model", default="tinyworld", search=_model_search,
                           description="Bundled model name, a folder name under the model folders, or a path")
     seed: IntProperty(name="Seed", default=0, min=0)

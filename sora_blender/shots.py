@@ -11,9 +11,10 @@ from pathlib import Path
 import bpy
 
 from sora_core.errors import SoraError, invalid
+from sora_core.longshot import MAX_SHOT_SECONDS, plan_passes
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
 
-from . import runtime
+from . import runtime, schedule
 
 VERSION_RE = re.compile(r"^v(\d{3,})$")
 _BIG = 987654321
@@ -154,17 +155,32 @@ def _clamp(value: int, low: int, high: int, name: str, family: str, notes: list[
     return value
 
 
+CHAIN_MODES = ("generate", "animate", "extend")   # modes a long shot can be chained in
+
+
+def long_shot_note(caps, frames: int, context: int = 0) -> str:
+    passes = plan_passes(caps, frames, "", 0, first_context=context)
+    return f"long shot: {frames} frames in {len(passes)} passes of up to {caps.max_frames} frames"
+
+
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
-               available: int | None = None):
+               available: int | None = None, fps: float | None = None):
     """Clamp and round a request to ``caps``: (frames, width, height, notes); never raises.
 
     For extend, ``frames`` counts new frames; the model's rule applies to context + new, where
-    the context is ``context`` (0: the model's default) limited to the ``available`` frames."""
+    the context is ``context`` (0: the model's default) limited to the ``available`` frames.
+    More frames than one pass makes are a long shot (chained passes, up to MAX_SHOT_SECONDS at
+    ``fps``) in the modes that chain, for a model that can extend."""
     notes: list[str] = []
-    if mode == "extend":
-        ctx = context or caps.default_context
-        if available:
-            ctx = min(ctx, available)
+    chains = mode in CHAIN_MODES and caps.supports("extend")
+    if chains and fps and frames > MAX_SHOT_SECONDS * fps:
+        limit = int(MAX_SHOT_SECONDS * fps)
+        notes.append(f"frames {frames} -> {limit} (a shot is at most {MAX_SHOT_SECONDS} s; split longer ones)")
+        frames = limit
+    ctx = min(context or caps.default_context, available or caps.max_frames)
+    if chains and (ctx if mode == "extend" else 0) + frames > caps.max_frames:
+        notes.append(long_shot_note(caps, frames, ctx if mode == "extend" else 0))
+    elif mode == "extend":
         total = min(max(ctx + frames, caps.min_frames), caps.max_frames)
         total, _note = caps.fit_frames(total)
         new = max(1, total - ctx)
@@ -230,7 +246,7 @@ def fit(scene, props) -> Fit:
         except SoraError:
             pass
     frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames,
-                                              available)
+                                              available, fps)
     result.notes += notes
     result.frames, result.width, result.height = frames, width, height
     return result
@@ -329,6 +345,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                     model=runtime.model_ref_for_spec(props.model), seed=props.seed,
                     steps=props.steps or None, guidance=None if props.guidance < 0 else props.guidance,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
+                    prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
                     inputs=inputs, output=out, color=scene_color(scene), runtime=_runtime(prefs))
     spec.validate()
     if reserve:

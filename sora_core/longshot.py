@@ -18,6 +18,8 @@ import numpy as np
 from .capabilities import Capabilities
 from .errors import invalid
 
+MAX_SHOT_SECONDS = 300      # long shots are chained passes; beyond this, split into shots
+
 
 @dataclass(frozen=True)
 class Pass:

@@ -19,14 +19,13 @@ import numpy as np
 
 from . import GENERATOR, __version__
 from .capabilities import Capabilities, fit_request
-from .longshot import Pass, match_statistics, plan_passes, positions, switch_frames
+from .longshot import MAX_SHOT_SECONDS, Pass, match_statistics, plan_passes, positions, switch_frames
 from .errors import SoraError, invalid
 from .manifest import MANIFEST_NAME, build_manifest, read_manifest, sha256_file, verify_frames, write_manifest
 from .models_index import ModelInfo, resolve_model
 from .spec import ShotSpec, resolve_output_dir
 
 Emit = Callable[[dict], None]
-MAX_SHOT_SECONDS = 300      # long shots are chained passes; beyond this, split into shots
 
 
 @dataclass

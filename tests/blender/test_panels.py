@@ -112,12 +112,19 @@ def test_every_panel_draws_every_mode(scene, mode, blender_model):
 
 
 def test_size_and_frames_fitted_with_visible_note(scene, sora_addon):
-    scene.sora.model = "tinyworld"          # 64x64, 2..16 frames: scene 100x70, 40 frames
+    scene.sora.model = "tinyworld"          # 64x64, 2..16 frames a pass: scene 100x70, 40 frames
     scene.render.resolution_x, scene.render.resolution_y = 100, 70
     scene.frame_start, scene.frame_end = 1, 40
     text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
-    assert "Size: 64 x 64" in text and "Frames: 16" in text
-    assert "frames 40 -> 16" in text and "width 100 -> 64" in text
+    assert "Size: 64 x 64" in text and "width 100 -> 64" in text
+    assert "Frames: 40" in text and "long shot: 40 frames in 3 passes of up to 16 frames" in text
+    scene.frame_end = 9000                  # 375 s at 24 fps: longer than a shot may be
+    text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
+    assert "Frames: 7200" in text and "frames 9000 -> 7200 (a shot is at most 300 s" in text
+    scene.sora.mode = "interpolate"         # one pass only: clamped to the model's pass
+    scene.sora.key_a, scene.sora.key_b = 1, 40
+    text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
+    assert "Frames: 16" in text and "frames 40 -> 16" in text
 
 
 def test_unsupported_mode_greyed_with_reason(scene, tiny_wan_t2v_path):
