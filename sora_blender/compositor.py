@@ -4,10 +4,15 @@ The shot becomes an image sequence (source SEQUENCE, scene-linear colourspace) i
 ``CompositorNodeImage`` named after the shot, linked to a Viewer. The Composite link is left
 alone unless asked. A new version repoints the same node to the new folder; old versions stay
 on disk and as image datablocks.
+
+Frames inside the saved .blend's folder tree (the default ``//sora/<shot>/v###/``) are referenced
+relative to the .blend (``//sora/...``), so a project folder can be moved or mounted elsewhere;
+other frames (unsaved file, another drive or root) keep absolute paths.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bpy
@@ -23,6 +28,24 @@ def _linear_name(image) -> str:
     return image.colorspace_settings.name
 
 
+def blend_path(path) -> str:
+    """``path`` relative to the saved .blend (``//...``) when it lies inside the .blend's folder
+    tree, else absolute."""
+    path = os.path.abspath(str(path))
+    if not bpy.data.filepath:
+        return path
+    base = os.path.dirname(os.path.abspath(bpy.path.abspath(bpy.data.filepath)))
+    try:
+        inside = os.path.commonpath([os.path.normcase(path), os.path.normcase(base)]) == \
+            os.path.normcase(base)
+    except ValueError:                  # another drive (Windows)
+        inside = False
+    if not inside:
+        return path
+    rel = bpy.path.relpath(path, start=base)
+    return rel if rel.startswith("//") else path
+
+
 def load_sequence(done: dict, label: str):
     """An image datablock for the shot's frames (first frame file, source SEQUENCE)."""
     folder = Path(done["dir"])
@@ -32,6 +55,9 @@ def load_sequence(done: dict, label: str):
     first_file = folder / pattern.replace("#" * digits, str(first).zfill(digits))
     image = bpy.data.images.load(str(first_file), check_existing=False)
     image.name = label
+    path = blend_path(first_file)
+    if path.startswith("//"):           # inside the .blend's folder tree: keep it relative
+        image.filepath = path
     image.source = "SEQUENCE"
     image.colorspace_settings.name = _linear_name(image)
     image.alpha_mode = "PREMUL"
@@ -109,5 +135,8 @@ def add_sequencer_strip(scene, done: dict, shot: str):
     strip = strips.new_image(name=shot, filepath=str(folder / names[0]), channel=channel, frame_start=first)
     for name in names[1:]:
         strip.elements.append(name)
+    directory = blend_path(folder)
+    if directory.startswith("//"):          # relative to the .blend, like the compositor node
+        strip.directory = directory.rstrip("/\\") + "/"
     strip.colorspace_settings.name = LINEAR
     return strip

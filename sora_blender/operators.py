@@ -209,12 +209,21 @@ class SORA_OT_check_worker(bpy.types.Operator):
     bl_label = "Check Worker"
 
     def execute(self, context):
+        problem = runtime.setup_problem()
+        if problem:                 # a half-made set-up venv: say so instead of checking another Python
+            lines = runtime.setup_problem_lines(problem)
+            runtime.set_worker_report(lines)
+            if bpy.app.background:
+                for line in lines:
+                    print(f"sora: {line}", flush=True)
+            self.report({"ERROR"}, f"{lines[0]} ({lines[1]})")
+            return {"CANCELLED"}
         python = runtime.worker_python()
         if bpy.app.background:
             print(f"sora: Checking {python}", flush=True)
             info = runtime.check_worker(python)
             lines = runtime.describe_check(info)
-            runtime._worker_report[:] = lines
+            runtime.set_worker_report(lines)
             for line in lines:
                 print(f"sora: {line}", flush=True)
             if "error" in info and "torch" not in info:
@@ -243,19 +252,21 @@ torch, diffusers, OpenImageIO. Downloads about 1 GB with pip; progress shows in 
 
         result = {}
 
-        def done(ok):
+        def done(ok):               # run on the main thread (runtime.drain_reports)
             result["ok"] = ok
             if ok:
-                def set_pref():
-                    p = runtime.get_prefs()
-                    if hasattr(p, "bl_rna"):
-                        p.worker_python = str(runtime.venv_python(folder))
-                    return None
-                bpy.app.timers.register(set_pref, first_interval=0.0)
+                p = runtime.get_prefs()
+                if hasattr(p, "bl_rna"):
+                    p.worker_python = str(runtime.venv_python(folder))
 
-        thread = runtime.start_setup(sys.executable, folder, prefs.pip_args, done)
+        try:
+            thread = runtime.start_setup(sys.executable, folder, prefs.pip_args, done)
+        except SoraError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
         if bpy.app.background:
-            thread.join()               # each step was printed as it ran (runtime._report)
+            thread.join()               # each step was printed as it ran
+            runtime.drain_reports()     # the report lines, then done(ok)
             if not result.get("ok"):
                 errors = [ln for ln in runtime.worker_report_lines() if ln.startswith("Error")]
                 self.report({"ERROR"}, "Set Up Worker failed: "

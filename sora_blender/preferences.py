@@ -42,7 +42,8 @@ class SORA_AP_preferences(AddonPreferences):
     worker_python: StringProperty(
         name="Worker Python", subtype="FILE_PATH",
         description="Python executable of the worker environment (torch, diffusers, sora-core). "
-                    "Empty: the environment made by 'Set Up Worker', else this Blender's Python")
+                    "Empty: the environment made by 'Set Up Worker' (once it finished), "
+                    "else this Blender's Python")
     model_folders: CollectionProperty(type=SORA_PG_model_folder)
     model_folder_index: IntProperty()
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
@@ -63,6 +64,10 @@ class SORA_AP_preferences(AddonPreferences):
         box.label(text="Worker", icon="CONSOLE")
         box.prop(self, "worker_python")
         box.label(text=f"Uses: {runtime.worker_python(self)}")
+        problem = runtime.setup_problem(self)
+        if problem:
+            for i, line in enumerate(runtime.setup_problem_lines(problem)):
+                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         box.prop(self, "pip_args")
         row = box.row()
         row.operator("sora.setup_worker", icon="IMPORT")

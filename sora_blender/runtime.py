@@ -9,12 +9,16 @@ A *task* is a list of *steps*; each step prepares a spec only when it starts (so
 the result of the node before it), may be skipped (cached), runs one worker job and then
 finishes (import into the compositor, update a node). The worker is stopped when a file is
 loaded, when the add-on is disabled and when Blender quits.
+
+*Set Up Worker* makes a venv in the extension's user folder and marks it ready (``.sora-ready``)
+only when it finished; a venv without the marker is never used as the worker Python.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -36,8 +40,14 @@ _client_key: tuple | None = None
 _tasks: dict[str, "Task"] = {}
 _models_cache: list | None = None
 _models_key: tuple | None = None
-_worker_report: list[str] = []
+_worker_report: list[str] = []          # main thread only (the preferences draw it)
+_posted: "queue.Queue[tuple]" = queue.Queue()     # set-up/check threads -> main thread
 _bg_threads: list[threading.Thread] = []
+_setup_thread: threading.Thread | None = None
+READY_MARKER = ".sora-ready"            # in the venv, written when Set Up Worker finished
+REPORT_INTERVAL = 0.2
+SETUP_HINT = ("run Set Up Worker again (Preferences > Add-ons > Sora Shots), or set Worker Python "
+              "to a Python with sora-core[worker]")
 
 
 # ---- preferences and paths -------------------------------------------------------------------
@@ -77,17 +87,60 @@ def venv_python(folder: Path | None = None) -> Path:
     return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def ready_marker(folder: Path | None = None) -> Path:
+    """The file Set Up Worker writes (holding the sora_core version) once every step succeeded."""
+    return (folder or venv_dir()) / READY_MARKER
+
+
+def venv_ready(folder: Path | None = None) -> bool:
+    folder = folder or venv_dir()
+    return venv_python(folder).exists() and ready_marker(folder).is_file()
+
+
+def _same_path(a, b) -> bool:
+    """Same path as written (a venv's python is a link to its base Python: do not resolve it)."""
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
 def worker_python(prefs=None) -> str:
-    """$SORA_WORKER_PYTHON, then the preference, then the set-up venv, then this Python."""
+    """$SORA_WORKER_PYTHON, then the preference, then the set-up venv, then this Python.
+
+    The set-up venv (also when the preference names its Python) is used only once its set-up
+    finished (:data:`READY_MARKER`); a half-made venv would die with "No module named ...".
+    """
     if os.environ.get("SORA_WORKER_PYTHON"):
         return os.environ["SORA_WORKER_PYTHON"]
     prefs = prefs or get_prefs()
+    ready = venv_ready()
     if prefs.worker_python:
-        return bpy.path.abspath(prefs.worker_python)
-    venv = venv_python()
-    if venv.exists():
-        return str(venv)
+        chosen = bpy.path.abspath(prefs.worker_python)
+        if ready or not _same_path(chosen, venv_python()):
+            return chosen
+    if ready:
+        return str(venv_python())
     return sys.executable
+
+
+def setup_problem(prefs=None) -> str:
+    """Why the set-up venv is not used although it exists ('' when there is nothing to say).
+
+    Nothing to say when $SORA_WORKER_PYTHON or a Worker Python other than the venv's is set.
+    """
+    if os.environ.get("SORA_WORKER_PYTHON"):
+        return ""
+    prefs = prefs or get_prefs()
+    if prefs.worker_python and not _same_path(bpy.path.abspath(prefs.worker_python), venv_python()):
+        return ""
+    folder = venv_dir()
+    if not folder.exists() or venv_ready(folder):
+        return ""
+    if setup_running():
+        return "the worker set-up is still running (progress in the preferences)"
+    return f"the worker set-up did not finish: {folder} has no {READY_MARKER}"
+
+
+def setup_problem_lines(problem: str) -> list[str]:
+    return [f"Worker not ready: {problem}", f"Fix: {SETUP_HINT}"]
 
 
 def model_roots(prefs=None) -> list[str]:
@@ -145,8 +198,14 @@ def model_ref_for_spec(ref: str) -> str:
 
 # ---- the worker ------------------------------------------------------------------------------
 def get_client() -> WorkerClient:
-    """The one warm worker; restarted when the worker Python changes."""
+    """The one warm worker; restarted when the worker Python changes.
+
+    Refused (``not_found``, with a hint) while the set-up venv exists but its set-up did not finish.
+    """
     global _client, _client_key
+    problem = setup_problem()
+    if problem:
+        raise SoraError("not_found", problem, hint=SETUP_HINT)
     python = worker_python()
     key = (python,)
     if _client is not None and _client_key != key:
@@ -362,7 +421,9 @@ def _redraw() -> None:
                 area.tag_redraw()
 
 
-# ---- worker environment: set up and check (background threads, never blocking) -----------
+# ---- worker environment: set up and check --------------------------------------------------
+# Both run in threads that never touch bpy: they post lines (and the set-up's on_done) to a
+# queue that _drain_timer, registered from the main thread, moves into the report.
 CHECK_SCRIPT = r"""
 import json, platform, sys
 info = {"python": platform.python_version(), "executable": sys.executable}
@@ -384,20 +445,58 @@ def worker_report_lines() -> list[str]:
     return list(_worker_report)
 
 
-def _report(line: str) -> None:
-    _worker_report.append(line)
-    del _worker_report[:-12]
-    if bpy.app.background:      # no preferences to look at: print each line as it comes
+def set_worker_report(lines: list[str]) -> None:
+    """Replace the report (main thread)."""
+    _worker_report[:] = lines[-12:]
+
+
+def _post(line: str, echo: bool) -> None:
+    """From a set-up/check thread: queue a report line for the main thread (no bpy here)."""
+    if echo:                    # background mode: print each line as it comes (farm logs)
         print(f"sora: {line}", flush=True)
-    _redraw_prefs_later()
+    _posted.put(("line", line))
 
 
-def _redraw_prefs_later() -> None:
-    if not bpy.app.background:
+def drain_reports() -> bool:
+    """Main thread: move the lines posted by the threads into the report and run their callbacks.
+
+    Return whether anything was posted. Called by :func:`_drain_timer` and, in background mode,
+    by the operators after they joined their thread.
+    """
+    got = False
+    while True:
         try:
-            bpy.app.timers.register(lambda: (_redraw(), None)[1], first_interval=0.0)
-        except Exception:
-            pass
+            item = _posted.get_nowait()
+        except queue.Empty:
+            return got
+        got = True
+        if item[0] == "line":
+            _worker_report.append(item[1])
+            del _worker_report[:-12]
+        elif item[0] == "call":
+            try:
+                item[1](*item[2])
+            except Exception as exc:
+                print(f"sora: {exc}", file=sys.stderr)
+
+
+def _drain_timer():
+    """The timer the operators register (main thread): drain, redraw; stop when the threads did."""
+    busy = any(t.is_alive() for t in _bg_threads)        # before draining: nothing is posted later
+    if drain_reports():
+        _redraw()
+    _bg_threads[:] = [t for t in _bg_threads if t.is_alive()]
+    return REPORT_INTERVAL if busy else None
+
+
+def _start_thread(run: Callable[[], None]) -> threading.Thread:
+    """Start ``run`` in a thread (main thread); its posts reach the report through the timer."""
+    thread = threading.Thread(target=run, daemon=True)
+    _bg_threads.append(thread)
+    thread.start()
+    if not bpy.app.timers.is_registered(_drain_timer):
+        bpy.app.timers.register(_drain_timer, first_interval=REPORT_INTERVAL, persistent=True)
+    return thread
 
 
 def check_worker(python: str, timeout: float = 120.0) -> dict:
@@ -415,6 +514,11 @@ def check_worker(python: str, timeout: float = 120.0) -> dict:
     return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
+def check_ok(info: dict) -> bool:
+    """The check found sora_core and could report the device (torch imports)."""
+    return "sora_core" in info and not ("error" in info and "torch" not in info)
+
+
 def describe_check(info: dict) -> list[str]:
     if "error" in info and "torch" not in info:
         return [f"Worker not ready: {info['error']}",
@@ -427,15 +531,16 @@ def describe_check(info: dict) -> list[str]:
 
 
 def start_check(python: str) -> threading.Thread:
+    """Check ``python`` in a thread; the lines reach the preferences through :func:`_drain_timer`."""
+    echo = bpy.app.background
+    drain_reports()
+    _worker_report.clear()
+
     def run():
-        _worker_report.clear()
-        _report(f"Checking {python} ...")
+        _post(f"Checking {python} ...", echo)
         for line in describe_check(check_worker(python)):
-            _report(line)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    _bg_threads.append(thread)
-    return thread
+            _post(line, echo)
+    return _start_thread(run)
 
 
 def bundled_wheel() -> Path | None:
@@ -463,38 +568,88 @@ def setup_commands(base_python: str, folder: Path, pip_args: str = "") -> list[l
             [py, "-m", "pip", "install", target] + extra]
 
 
+def setup_running() -> bool:
+    return _setup_thread is not None and _setup_thread.is_alive()
+
+
+def _write_marker(folder: Path, version: str) -> None:
+    tmp = folder / (READY_MARKER + ".tmp")
+    tmp.write_text(version + "\n")
+    os.replace(tmp, ready_marker(folder))
+
+
 def start_setup(base_python: str, folder: Path, pip_args: str = "",
                 on_done: Callable[[bool], None] | None = None) -> threading.Thread:
+    """Make the worker venv in a thread (call from the main thread).
+
+    The ready marker is removed first and written only when every command succeeded and the new
+    venv imports sora_core. The thread touches no bpy: it posts report lines (and ``on_done(ok)``)
+    that the main thread takes in :func:`drain_reports`.
+    """
+    global _setup_thread
+    folder = Path(folder)
+    if setup_running():
+        raise SoraError("invalid_input", "Set Up Worker is already running",
+                        hint="wait for it to finish (progress in the preferences)")
+    try:
+        ready_marker(folder).unlink(missing_ok=True)
+    except OSError as exc:
+        raise SoraError("internal", f"cannot remove {ready_marker(folder)}: {exc}") from None
+    python = str(venv_python(folder))
+    if _client_key is not None and _same_path(_client_key[0], python):
+        stop_worker()           # do not reinstall packages under a running worker
+    commands = setup_commands(base_python, folder, pip_args)
+    echo = bpy.app.background
+    drain_reports()
+    _worker_report.clear()
+
     def run():
-        _worker_report.clear()
         ok = True
-        for cmd in setup_commands(base_python, folder, pip_args):
-            _report("$ " + " ".join(cmd[:5]) + (" ..." if len(cmd) > 5 else ""))
-            try:
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            except OSError as exc:
-                _report(f"Error: {exc}")
-                ok = False
-                break
-            for line in proc.stdout:
-                line = line.strip()
-                if line:
-                    _report(line[:160])
-            if proc.wait() != 0:
-                _report(f"Error: exit code {proc.returncode}. Fix: check the network or pip "
-                        "arguments (e.g. --index-url for CUDA torch) and run Set Up Worker again")
-                ok = False
-                break
-        if ok:
-            _report(f"Worker environment ready: {venv_python(folder)}")
-            for line in describe_check(check_worker(str(venv_python(folder)))):
-                _report(line)
+        try:
+            ok = _run_setup(commands, folder, python, echo)
+        except Exception as exc:        # never leave on_done uncalled
+            _post(f"Error: {type(exc).__name__}: {exc}", echo)
+            ok = False
         if on_done:
-            on_done(ok)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    _bg_threads.append(thread)
-    return thread
+            _posted.put(("call", on_done, (ok,)))
+    _setup_thread = _start_thread(run)
+    return _setup_thread
+
+
+def _run_setup(commands: list[list[str]], folder: Path, python: str, echo: bool) -> bool:
+    for cmd in commands:
+        _post("$ " + " ".join(cmd[:5]) + (" ..." if len(cmd) > 5 else ""), echo)
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        except OSError as exc:
+            _post(f"Error: {exc}", echo)
+            return False
+        for line in proc.stdout:
+            line = line.strip()
+            if line:
+                _post(line[:160], echo)
+        if proc.wait() != 0:
+            _post(f"Error: exit code {proc.returncode}. Fix: check the network or pip "
+                  "arguments (e.g. --index-url for CUDA torch) and run Set Up Worker again", echo)
+            return False
+    info = check_worker(python)
+    lines = describe_check(info)
+    if "sora_core" not in info:
+        for line in lines:
+            _post(line, echo)
+        _post(f"Error: the new environment cannot import sora_core ({info.get('error', '?')}). "
+              "Fix: run Set Up Worker again", echo)
+        return False
+    try:
+        _write_marker(folder, str(info["sora_core"]))
+    except OSError as exc:
+        _post(f"Error: cannot write {ready_marker(folder)}: {exc}", echo)
+        return False
+    _post(f"Worker environment ready: {python}" if check_ok(info) else
+          f"Worker environment installed, but its check failed: {python}", echo)
+    for line in lines:
+        _post(line, echo)
+    return True
 
 
 # ---- registration ------------------------------------------------------------------------------
@@ -506,8 +661,9 @@ def register() -> None:
 
 def unregister() -> None:
     stop_worker()
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+    for timer in (tick, _drain_timer):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     while _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
     atexit.unregister(stop_worker)

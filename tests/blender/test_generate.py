@@ -73,6 +73,65 @@ def test_generate_background_into_compositor_and_versions(scene, blender_model, 
     assert _linked_from(comp.inputs["Image"]) == [rl]
 
 
+def _strip_first_file(strip) -> Path:
+    return Path(bpy.path.abspath(strip.directory)) / strip.elements[0].filename
+
+
+def test_frames_next_to_the_saved_blend_are_referenced_relative_to_it(scene, blender_model, sora_addon,
+                                                                      tmp_path):
+    """Shots in the .blend's folder tree (the default //sora/) are loaded as //sora/... paths, so the
+    project folder can move; shots elsewhere keep absolute paths."""
+    prefs = sora_addon.runtime.get_prefs()
+    old_output = prefs.output_dir
+    prefs.output_dir = ""                                   # the default: //sora next to the .blend
+    try:
+        project = tmp_path / "project"
+        project.mkdir()
+        bpy.ops.wm.save_as_mainfile(filepath=str(project / "shot.blend"))
+        props = scene.sora
+        props.model, props.prompt, props.steps, props.shot_name = blender_model, "a green ball", 2, "rel"
+        props.add_strip = True
+        assert bpy.ops.sora.generate() == {"FINISHED"}
+        assert props.state == "DONE", props.last_error
+        shot = project / "sora" / "rel" / "v001"
+        assert Path(props.last_dir) == shot
+        frames = sorted(shot.glob("rel.*.exr"))
+        assert frames
+        image = scene.node_tree.nodes["rel"].image
+        assert image.filepath.startswith("//"), image.filepath
+        assert image.filepath == "//sora/rel/v001/" + frames[0].name
+        assert Path(bpy.path.abspath(image.filepath)) == frames[0]
+        strip = scene.sequence_editor.sequences_all["rel"]
+        assert strip.directory.startswith("//sora/rel/v001")
+        assert _strip_first_file(strip) == frames[0]
+
+        # move the project folder: the reopened file finds its frames in the new place
+        bpy.ops.wm.save_mainfile()
+        moved = tmp_path / "moved"
+        project.rename(moved)
+        bpy.ops.wm.open_mainfile(filepath=str(moved / "shot.blend"))
+        sc = bpy.context.scene
+        moved_first = moved / "sora" / "rel" / "v001" / frames[0].name
+        assert Path(bpy.path.abspath(sc.node_tree.nodes["rel"].image.filepath)) == moved_first
+        assert _strip_first_file(sc.sequence_editor.sequences_all["rel"]) == moved_first
+        assert moved_first.is_file()
+        moved_image = sc.node_tree.nodes["rel"].image
+        moved_image.reload()
+        assert tuple(moved_image.size) == (64, 64)          # read through the relative path
+
+        # frames outside the .blend's folder tree: absolute paths
+        elsewhere = tmp_path / "elsewhere"
+        prefs.output_dir = str(elsewhere)
+        assert bpy.ops.sora.generate() == {"FINISHED"}
+        assert sc.sora.state == "DONE", sc.sora.last_error
+        first = sorted((elsewhere / "rel" / "v001").glob("rel.*.exr"))[0]
+        assert sc.node_tree.nodes["rel"].image.filepath == str(first)
+        strip = sc.sequence_editor.sequences_all["rel"]
+        assert not strip.directory.startswith("//") and _strip_first_file(strip) == first
+    finally:
+        prefs.output_dir = old_output
+
+
 def test_invalid_request_reports_field_and_hint(scene, blender_model):
     props = scene.sora
     props.model, props.prompt = blender_model, ""          # generate needs a prompt

@@ -101,15 +101,43 @@ try:
     result, error = sorted(bpy.ops.sora.setup_worker()), ""
 except RuntimeError as exc:
     result, error = ["RuntimeError"], str(exc)
+out = {"result": result, "error": error, "venv": str(venv_python)}
+marker = runtime.venv_dir() / ".sora-ready"
+try:
+    # the failed set-up left a venv without the ready marker: it is not the worker Python
+    out["after_fail"] = [venv_python.exists(), marker.exists(), runtime.worker_python()]
+    out["problem"] = runtime.setup_problem()
+
+    # a set-up that finishes (offline: the bundled wheel without its dependencies) writes the marker
+    prefs.pip_args = "--no-index --no-deps"
+    out["ok_result"] = sorted(bpy.ops.sora.setup_worker())
+    out["after_ok"] = [marker.read_text().strip() if marker.exists() else None, runtime.worker_python(),
+                       prefs.worker_python, runtime.setup_problem()]
+
+    # set up again and fail: the marker is removed first, so the half-made venv is not used, even
+    # though the preference now names its Python; Check Worker says what to do
+    prefs.pip_args = "--no-index --no-such-option"
+    try:
+        bpy.ops.sora.setup_worker()
+    except RuntimeError:
+        pass
+    out["after_refail"] = [marker.exists(), runtime.worker_python(), prefs.worker_python]
+    try:
+        out["check"] = sorted(bpy.ops.sora.check_worker())
+    except RuntimeError as exc:
+        out["check"] = str(exc)
+except Exception as exc:
+    out["script_error"] = f"{type(exc).__name__}: {exc}"
 sys.stdout = sys.stdout.out
-print("SORA_SETUP " + json.dumps({"result": result, "error": error, "seen": seen,
-                                   "venv": str(venv_python)}), flush=True)
+out["seen"] = seen
+print("SORA_SETUP " + json.dumps(out), flush=True)
 """
 
 
 def test_setup_worker_in_background_prints_as_it_runs_and_fails_loudly(built, tmp_path):
     """`blender -b`: each set-up step is printed while it runs (not only the last lines at the end)
-    and a failed pip makes the operator fail, so scripts and farm set-up jobs can tell."""
+    and a failed pip makes the operator fail, so scripts and farm set-up jobs can tell. Only a
+    set-up that finished marks its venv ready (.sora-ready), and only a ready venv is used."""
     zip_path, _ = built
     home = tmp_path / "home"
     home.mkdir()
@@ -127,3 +155,17 @@ def test_setup_worker_in_background_prints_as_it_runs_and_fails_loudly(built, tm
     assert lines[0].startswith("sora: $ ") and " -m venv " in lines[0]
     assert r["seen"][0][1] is False, "the venv step was printed only after it had run"
     assert any("no such option" in text for text in lines)
+    # the failed set-up leaves no ready marker: its half-made venv is not picked
+    venv_exists, marker, python = r["after_fail"]
+    assert venv_exists and not marker
+    assert python == sys.executable and python != r["venv"]
+    assert "script_error" not in r, r["script_error"]
+    assert "did not finish" in r["problem"]
+    # a set-up that finishes marks the venv with the sora_core version and it is used
+    import sora_core
+    assert r["ok_result"] == ["FINISHED"], lines[-6:]
+    assert r["after_ok"] == [sora_core.__version__, r["venv"], r["venv"], ""]
+    assert "sora: Worker environment installed, but its check failed: " + r["venv"] in lines
+    # a later failed set-up removed the stale marker first
+    assert r["after_refail"] == [False, sys.executable, r["venv"]]
+    assert "the worker set-up did not finish" in r["check"] and "Set Up Worker again" in r["check"]
