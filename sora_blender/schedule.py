@@ -34,18 +34,26 @@ def owner_of(tree: str, node: str):
     return group.nodes.get(node) if group is not None else None
 
 
-class SORA_OT_schedule_add(Operator):
-    """Add a prompt change after the last one (4 s later), starting from the shot's prompt"""
+class _ScheduleEdit:
+    """What both schedule operators share: the owner they edit (scene panel or a Prompt node)."""
 
-    bl_idname = "sora.schedule_add"
-    bl_label = "Add Prompt Change"
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}
 
     tree: StringProperty(options={"SKIP_SAVE"})
     node: StringProperty(options={"SKIP_SAVE"})
 
+    def owner(self):
+        return owner_of(self.tree, self.node)
+
+
+class SORA_OT_schedule_add(_ScheduleEdit, Operator):
+    """Add a prompt change after the last one (4 s later), starting from the shot's prompt"""
+
+    bl_idname = "sora.schedule_add"
+    bl_label = "Add Prompt Change"
+
     def execute(self, context):
-        owner = owner_of(self.tree, self.node)
+        owner = self.owner()
         if owner is None:
             return {"CANCELLED"}
         last = max((item.start for item in owner.prompt_schedule), default=0.0)
@@ -56,18 +64,14 @@ class SORA_OT_schedule_add(Operator):
         return {"FINISHED"}
 
 
-class SORA_OT_schedule_remove(Operator):
+class SORA_OT_schedule_remove(_ScheduleEdit, Operator):
     """Remove the selected prompt change"""
 
     bl_idname = "sora.schedule_remove"
     bl_label = "Remove Prompt Change"
-    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
-
-    tree: StringProperty(options={"SKIP_SAVE"})
-    node: StringProperty(options={"SKIP_SAVE"})
 
     def execute(self, context):
-        owner = owner_of(self.tree, self.node)
+        owner = self.owner()
         if owner is None or not 0 <= owner.schedule_index < len(owner.prompt_schedule):
             return {"CANCELLED"}
         owner.prompt_schedule.remove(owner.schedule_index)
