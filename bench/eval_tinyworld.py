@@ -197,7 +197,7 @@ def main(argv=None):
     eval_s = time.time() - t0
     report: dict = {"steps": steps, "guidance": guidance, "n": n}
     sheet = []
-    print(f"\n| set | colour | direction | two objects | camera pan | object count |\n|---|---|---|---|---|---|")
+    print("\n| set | colour | direction | two objects | camera pan | object count |\n|---|---|---|---|---|---|")
     for name, parts in sets.items():
         rows = [r for p in parts for r in p[0]]
         sheet += [it for p in parts for it in p[1][:3]]

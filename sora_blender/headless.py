@@ -19,6 +19,7 @@ from pathlib import Path
 
 import bpy
 
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="headless.py", description="Run Sora Shots node graphs of a .blend.")
     p.add_argument("blend", nargs="?", help=".blend to open (the bpy-module route; blender -b opens it itself)")

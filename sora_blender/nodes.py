@@ -9,7 +9,6 @@ last run (with its frames still on disk) is not run again. Each run writes a new
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

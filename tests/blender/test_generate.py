@@ -4,7 +4,6 @@ worker stopped on file load and on quit."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLESS = ROOT / "sora_blender" / "headless.py"

@@ -55,7 +55,7 @@ def test_unknown_words_are_named_once_in_order():
 @pytest.fixture(scope="module")
 def tiny_pipe(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    from sora_core.models.tinyworld.pipeline import TinyWorldPipeline, build_pipeline
+    from sora_core.models.tinyworld.pipeline import build_pipeline
     torch.manual_seed(0)
     pipe = build_pipeline(dict(width=32, depth=1, heads=2, rope_axes=(4, 6, 6)), dict(dim=32, layers=1, heads=2))
     folder = tmp_path_factory.mktemp("tw") / "weights"
@@ -70,7 +70,6 @@ def test_save_load_round_trip(tiny_pipe):
     assert (folder / "model_index.json").is_file()
     assert list(folder.rglob("*.safetensors")) and not list(folder.rglob("*.bin"))
     loaded = TinyWorldPipeline.from_pretrained(folder, torch_dtype=torch.float32)
-    kw = dict(num_inference_steps=2, generator=None)
     a = pipe("a red ball moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(1)).frames
     b = loaded("a red ball moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(1)).frames
     assert np.allclose(a, b, atol=1e-5)

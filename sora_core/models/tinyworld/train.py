@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import world
-from .pipeline import TinyWorldPipeline, build_pipeline, default_scheduler, encode_prompts
+from .pipeline import TinyWorldPipeline, build_pipeline, encode_prompts
 from .transformer import encode_frames
 
 MODEL = dict(width=256, depth=6, heads=4, mlp_ratio=4.0, patch_size=(2, 4, 4))
