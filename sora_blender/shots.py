@@ -178,8 +178,9 @@ def fit_values(caps, mode: str, frames: int, width: int, height: int, context: i
         notes.append(f"frames {frames} -> {limit} (a shot is at most {MAX_SHOT_SECONDS} s; split longer ones)")
         frames = limit
     ctx = min(context or caps.default_context, available or caps.max_frames)
-    if chains and (ctx if mode == "extend" else 0) + frames > caps.max_frames:
-        notes.append(long_shot_note(caps, frames, ctx if mode == "extend" else 0))
+    given = ctx if mode == "extend" else 0          # frames that condition the first pass
+    if chains and given + frames > caps.max_frames:
+        notes.append(long_shot_note(caps, frames, given))
     elif mode == "extend":
         total = min(max(ctx + frames, caps.min_frames), caps.max_frames)
         total, _note = caps.fit_frames(total)
@@ -324,7 +325,8 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
         else:
             inputs.frames = pattern
             inputs.frame_range = frame_range if "#" in pattern else None
-            if "#" in pattern and not existing_frames(pattern, frame_range):
+            found = existing_frames(pattern, frame_range)
+            if "#" in pattern and not found:
                 raise SoraError("not_found", f"no rendered frames {frame_range[0]}-{frame_range[1]} "
                                 f"at {pattern}", hint="render the animation first (Ctrl F12) or "
                                 "set the sequence path and range")
@@ -332,7 +334,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                 inputs.direction = props.direction
                 inputs.context = props.context_frames or None
                 out.first_frame = None          # the worker continues the numbering
-                first = existing_frames(pattern, frame_range)[0] if "#" in pattern else None
+                first = found[0] if found else None
                 if props.direction == "backward" and first is not None and first < frames:
                     raise invalid("direction", f"extending backwards from frame {first} by {frames} frames "
                                   "would number frames below 0",
