@@ -3,6 +3,7 @@ rendered sequences, version folders ``//sora/<shot>/v###/`` so nothing is overwr
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,19 +30,12 @@ def ocio_config_path() -> str:
     return str(Path(bpy.utils.resource_path("LOCAL")) / "datafiles" / "colormanagement" / "config.ocio")
 
 
-_LOOKS: dict[str, list[str]] = {}
+@functools.lru_cache(maxsize=4)
+def config_looks(config: str) -> tuple[str, ...]:
+    """Look names of an OCIO config, through the OpenImageIO module Blender ships."""
+    import OpenImageIO as oiio
 
-
-def config_looks(config: str) -> list[str]:
-    """Look names of an OCIO config (read as text: no OCIO needed here)."""
-    if config not in _LOOKS:
-        try:
-            text = Path(config).read_text(encoding="utf-8", errors="replace")
-            section = text.split("\nlooks:", 1)[1].split("\ncolorspaces:", 1)[0]
-            _LOOKS[config] = re.findall(r"^\s+name:\s*(.+?)\s*$", section, re.M)
-        except (OSError, IndexError):
-            _LOOKS[config] = []
-    return _LOOKS[config]
+    return tuple(oiio.ColorConfig(config).getLookNames())
 
 
 def scene_color(scene) -> Color:
