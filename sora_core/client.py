@@ -35,6 +35,8 @@ class Job:
         self.error: SoraError | None = None
         self.last_progress: dict | None = None
         self.cancel_requested = False
+        self._terminal_seen = False   # the worker sent done/error for this job (reader thread)
+        self._killed = False          # a cancel's kill won: later worker events are dropped
         self._events: queue.Queue = queue.Queue()
 
     @property
@@ -84,18 +86,28 @@ class Job:
         return self.result
 
     def cancel(self, grace: float | None = None) -> None:
-        """Ask the worker to stop at the next step; kill it if it has not stopped after ``grace``."""
+        """Ask the worker to stop at the next step; kill it if it has not stopped after ``grace``.
+
+        The race between the worker's own stop and the kill is decided by the deadline alone: a
+        terminal event the worker sends before ``grace`` ends wins and the worker stays warm; once
+        it ends, the kill wins: the client kills and reaps the worker, drops whatever the worker
+        still sent for the job, and only then delivers ``cancelled``, so a job that ends by a kill
+        always finds ``client.alive`` False. ``grace=0`` kills at once, before this returns.
+        """
         if self.finished or self.cancel_requested:
             return
         self.cancel_requested = True
-        self.client._send(protocol.cancel_command(self.id))
         grace = self.client.cancel_grace if grace is None else grace
+        if grace <= 0:
+            self._kill_if_running()
+            return
+        self.client._send(protocol.cancel_command(self.id))
         timer = threading.Timer(grace, self._kill_if_running)
         timer.daemon = True
         timer.start()
 
     def _kill_if_running(self) -> None:
-        if not self.finished and not self.client._job_has_terminal_event(self):
+        if self.client._claim_kill(self):
             self.client.kill(reason="cancelled")
 
 
@@ -118,6 +130,7 @@ class WorkerClient:
         self._stderr_tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._lock = threading.Lock()
         self._kill_reason: str | None = None
+        self._route_lock = threading.Lock()   # decides terminal event vs kill, once per job
         self._stderr_thread: threading.Thread | None = None
 
     # ---- lifetime ----------------------------------------------------------------------------
@@ -239,7 +252,10 @@ class WorkerClient:
                 self._stderr_tail.append(f"[stdout] {line}")
                 continue
             job = self._jobs.get(event.get("job", ""))
-            (job._events if job else self._control).put(event)
+            if job is None:
+                self._control.put(event)
+            elif self._route(job, event):
+                job._events.put(event)
         proc.wait()
         self._stderr_thread.join(timeout=2)  # the tail usually holds the cause
         self._on_exit(proc)
@@ -255,7 +271,7 @@ class WorkerClient:
         """The worker is gone: every job still running gets a final error event."""
         code = proc.returncode
         for job in list(self._jobs.values()):
-            if job.finished or self._job_has_terminal_event(job):
+            if job._terminal_seen:
                 continue
             if job.cancel_requested or self._kill_reason == "cancelled":
                 err = SoraError("cancelled", "cancelled: the worker was stopped")
@@ -268,9 +284,22 @@ class WorkerClient:
             self._control.put(SoraError("worker_died", f"the worker exited with code {code} "
                                         f"before it was ready{self._tail_text()}").to_event())
 
-    @staticmethod
-    def _job_has_terminal_event(job: Job) -> bool:
-        return any(e.get("event") in protocol.TERMINAL_EVENTS for e in list(job._events.queue))
+    def _route(self, job: Job, event: dict) -> bool:
+        """Whether a worker event reaches the job: nothing does after a kill has been claimed."""
+        with self._route_lock:
+            if job._killed:
+                return False
+            if event.get("event") in protocol.TERMINAL_EVENTS:
+                job._terminal_seen = True
+            return True
+
+    def _claim_kill(self, job: Job) -> bool:
+        """Decide a cancel's race for the kill: True unless the worker already ended the job."""
+        with self._route_lock:
+            if job._terminal_seen:
+                return False
+            job._killed = True
+            return True
 
     def _tail_text(self) -> str:
         """Give the error the last lines the worker printed: usually the real cause."""

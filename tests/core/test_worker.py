@@ -74,14 +74,35 @@ def test_cancel_kills_a_worker_that_does_not_stop_in_time(tiny_ltx, tmp_path):
     with WorkerClient() as c:
         job = c.submit(shot(tiny_ltx, "killed", steps=400), str(tmp_path))
         for event in job.events(timeout=120):
-            if event["event"] == "progress" and event["step"] >= 1:
+            if event["event"] == "progress" and event["step"] >= 1 and not job.cancel_requested:
                 pid = c.pid
                 job.cancel(grace=0.0)
+                assert not c.alive and not _pid_running(pid)   # gone and reaped on return
         assert job.error.code == "cancelled"
         assert not c.alive and not _pid_running(pid)
         assert leftovers(tmp_path) == []
         assert c.run(shot(tiny_ltx, "again"), str(tmp_path))["frames"] == 9   # restarts on demand
         assert c.pid != pid
+
+
+@pytest.mark.parametrize("grace", [0.01, 0.3, 5.0])
+def test_a_cancel_race_is_decided_one_way(tiny_ltx, tmp_path, grace):
+    """Whoever wins, the outcome is consistent: a kill means the worker is gone before the job
+    ends; a cooperative stop means the same worker is still alive and serves the next job."""
+    with WorkerClient() as c:
+        job = c.submit(shot(tiny_ltx, "raced", steps=400), str(tmp_path))
+        for event in job.events(timeout=120):
+            if event["event"] == "progress" and event["step"] >= 1 and not job.cancel_requested:
+                pid = c.pid
+                job.cancel(grace=grace)
+        assert job.error.code == "cancelled"
+        if job._killed:
+            assert not c.alive and not _pid_running(pid)
+        else:
+            assert c.alive and c.pid == pid
+        assert leftovers(tmp_path) == []
+        if grace >= 5.0:
+            assert not job._killed   # a worker checks cancel every step: it wins a long grace
 
 
 def test_worker_killed_mid_job_is_reported_as_retryable(tiny_ltx, tmp_path):
