@@ -203,7 +203,16 @@ class Progress:
 
 
 def output_root(args) -> str:
-    return args.output_root or os.environ.get("SORA_OUTPUT_ROOT") or os.getcwd()
+    """The folder that confines the shot's path. An explicit ``--out`` typed on the command line
+    is the user's own choice and is honoured as is, unless ``--output-root`` was given too; paths
+    that come from spec files (``sora run``, farms, the add-on) stay confined."""
+    root = args.output_root or os.environ.get("SORA_OUTPUT_ROOT") or os.getcwd()
+    typed_out = getattr(args, "out", None)
+    if typed_out and os.path.isabs(typed_out) and not args.output_root and args.command != "run":
+        inside = os.path.commonpath([os.path.realpath(root), os.path.realpath(typed_out)])
+        if inside != os.path.realpath(root):
+            return typed_out          # the absolute shot folder is its own root
+    return root
 
 
 def run_spec(spec: ShotSpec, args) -> int:

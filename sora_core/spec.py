@@ -253,7 +253,8 @@ def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:
     target = (target if target.is_absolute() else root / target).resolve()
     if target != root and root not in target.parents:
         raise invalid("output.dir", f"{spec.output.dir!r} resolves to {target}, outside the output "
-                      f"root {root}", hint="use a path inside the output root, without '..'")
+                      f"root {root}", hint="use a path inside the output root, without '..', or choose the "
+                      "root with --output-root or the SORA_OUTPUT_ROOT environment variable")
     return target
 
 

@@ -165,3 +165,25 @@ def test_prompt_schedule_flags_and_file_make_the_spec(tmp_path):
                                        {"start": 8.5, "prompt": "a blue ball moving up"}]
     bad = sora("generate", "--prompt", "x", "--prompt-at", "soon", "y", "--save-spec", "b.json", cwd=tmp_path)
     assert bad.returncode == 2 and "not a time in seconds" in bad.stderr
+
+
+def test_an_explicit_out_outside_the_current_folder_is_honoured(tiny_ltx, tmp_path):
+    """A folder typed on the command line is the user's choice; a spec file's path stays confined."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere" / "ball"
+    work.mkdir()
+    out = sora("generate", "--prompt", "a red ball", "--model", tiny_ltx, *SMALL, "--out", elsewhere,
+               "--name", "ball", cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert (elsewhere / "manifest.json").is_file() and (elsewhere / "ball.0001.exr").is_file()
+    assert sora("generate", "--prompt", "x", "--model", tiny_ltx, *SMALL, "--out", "spec_shot",
+                "--save-spec", "spec.json", cwd=work).returncode == 0
+    spec = json.loads((work / "spec.json").read_text())
+    spec["output"]["dir"] = str(tmp_path / "elsewhere" / "from-spec")
+    (work / "spec.json").write_text(json.dumps(spec))
+    out = sora("run", "spec.json", cwd=work)
+    assert out.returncode == 2 and "outside" in out.stderr
+    assert "--output-root" in out.stderr and "SORA_OUTPUT_ROOT" in out.stderr
+    assert not (tmp_path / "elsewhere" / "from-spec").exists()
+    out = sora("generate", "--prompt", "x", "--model", tiny_ltx, *SMALL, "--out", elsewhere,
+               "--output-root", work, "--name", "ball", cwd=work)
+    assert out.returncode == 2 and "--output-root" in out.stderr   # both typed: the root wins
