@@ -246,6 +246,25 @@ def _on_load_pre(*_args):
     stop_worker()
 
 
+STALE_NODE_STATES = ("running", "queued")
+
+
+@bpy.app.handlers.persistent
+def _on_load_post(*_args):
+    """A file saved while a shot ran holds that shot's live state, but no job survives a load:
+    clear it so the panel offers Generate again and no progress bar waits forever."""
+    for scene in bpy.data.scenes:
+        props = getattr(scene, "sora", None)
+        if props is not None and props.state == "RUNNING":
+            props.state, props.progress, props.phase = "CANCELLED", 0.0, ""
+            props.message = "interrupted: the file was saved while a shot was running"
+    for tree in bpy.data.node_groups:
+        for node in tree.nodes:
+            status = getattr(node, "status", "")
+            if isinstance(status, str) and status.split(" ")[0] in STALE_NODE_STATES:
+                node.status, node.message = "", "interrupted: saved while running"
+
+
 
 # ---- tasks -----------------------------------------------------------------------------------
 class Step:
@@ -656,6 +675,8 @@ def _run_setup(commands: list[list[str]], folder: Path, python: str, echo: bool)
 def register() -> None:
     if _on_load_pre not in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.append(_on_load_pre)
+    if _on_load_post not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_on_load_post)
     atexit.register(stop_worker)      # quitting Blender stops the worker
 
 
@@ -666,4 +687,6 @@ def unregister() -> None:
             bpy.app.timers.unregister(timer)
     while _on_load_pre in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_on_load_pre)
+    while _on_load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_load_post)
     atexit.unregister(stop_worker)

@@ -183,6 +183,29 @@ def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_a
     assert runtime.worker_pid() is None
 
 
+def test_a_file_saved_mid_job_reopens_with_no_running_state(scene, blender_model, sora_addon, tmp_path):
+    runtime = sora_addon.runtime
+    props = scene.sora
+    props.model, props.prompt, props.steps, props.shot_name = blender_model, "a blue box", 200, "saved"
+    tree = bpy.data.node_groups.new("Shots", "SoraShotTree")
+    tree.use_fake_user = True                                  # saved although no editor shows it
+    node = tree.nodes.new("SoraGenerateNode")
+    node.status, node.message = "running", "denoise 3/200"     # what the node runner shows mid-job
+    assert bpy.ops.sora.generate(run_in="TIMER") == {"FINISHED"}
+    _tick_until(runtime, lambda: props.phase == "denoise" and props.step >= 1)
+    blend = tmp_path / "midjob.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    reopened = bpy.context.scene.sora
+    assert reopened.state != "RUNNING" and reopened.progress == 0.0
+    assert "interrupted" in reopened.message
+    assert bpy.data.node_groups["Shots"].nodes[0].status == ""
+    reopened.steps, reopened.shot_name = 2, "after"
+    assert bpy.ops.sora.generate() == {"FINISHED"}           # Generate works again
+    assert reopened.state == "DONE", reopened.last_error
+    bpy.data.node_groups.remove(bpy.data.node_groups["Shots"])
+
+
 QUIT_SCRIPT = r"""
 import os, sys
 import bpy, addon_utils
