@@ -331,7 +331,7 @@ def node_result(node, scene) -> dict | None:
         elif node.source == "RENDER_OUTPUT":
             first, last = scene.frame_start, scene.frame_end
         else:
-            found = shots.existing_frames(pattern, [0, 99999]) if "#" in pattern else []
+            found = shots.existing_frames(pattern)
             if not found:
                 return None
             first, last = found[0], found[-1]

@@ -12,6 +12,7 @@ from pathlib import Path
 import bpy
 
 from sora_core.errors import SoraError, invalid
+from sora_core.frames.sequence import find_sequence
 from sora_core.longshot import MAX_SHOT_SECONDS, plan_passes
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
 
@@ -122,11 +123,36 @@ def sequence_source(scene, props) -> tuple[str, list[int] | None]:
     return bpy.path.abspath(props.seq_path), frame_range
 
 
-def existing_frames(pattern: str, frame_range) -> list[int]:
+def existing_frames(pattern: str, frame_range=None) -> list[int]:
+    """Frame numbers on disk for a ``####`` pattern, within ``[first, last]`` when given: one
+    listing of the folder, never a probe per number (an open range would be 100,000 stats)."""
     if "#" not in pattern:
         return []
+    numbers = _numbers_on_disk(pattern)
+    if frame_range is None:
+        return numbers
     first, last = frame_range
-    return [n for n in range(first, last + 1) if os.path.isfile(frame_file(pattern, n))]
+    return [n for n in numbers if first <= n <= last]
+
+
+_listings: dict[str, tuple[int, list[int]]] = {}   # pattern -> (folder mtime_ns, numbers)
+
+
+def _numbers_on_disk(pattern: str) -> list[int]:
+    """The folder is listed again only when its mtime changes (a frame added or removed), so a
+    panel drawn many times a second costs one stat, not a listing."""
+    try:
+        stamp = os.stat(os.path.dirname(pattern) or ".").st_mtime_ns
+    except OSError:
+        return []
+    cached = _listings.get(pattern)
+    if cached is None or cached[0] != stamp:
+        try:
+            numbers = [n for n, _ in find_sequence(pattern)]
+        except SoraError:
+            numbers = []
+        cached = _listings[pattern] = (stamp, numbers)
+    return cached[1]
 
 
 # ---- fitting a request to the model ------------------------------------------------------------

@@ -161,3 +161,51 @@ def test_check_worker_reports_versions(sora_addon, capfd):
     lines = sora_addon.runtime.worker_report_lines()
     assert lines[0].startswith("Python 3.") and "torch" in lines[0]
     assert lines[1].startswith("Device: ")
+
+
+def _median_draw_ms(call, repeats=30):
+    import time
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def _long_render(folder, count=2000):
+    """A 2,000-frame render on disk (names only: drawing must never read the pixels)."""
+    folder.mkdir()
+    for n in range(1, count + 1):
+        (folder / f"beauty.{n:04d}.exr").touch()
+    return str(folder / "beauty.####.exr")
+
+
+def test_draw_stays_cheap_over_a_long_render_and_an_open_sequence(scene, blender_model, tmp_path):
+    pattern = _long_render(tmp_path / "render")
+    props = scene.sora
+    props.model, props.mode, props.seq_source, props.seq_path = blender_model, "extend", "PATH", pattern
+    props.use_scene_range = False
+    props.seq_start, props.seq_end = 1, 2000
+    draw(bpy.types.SORA_PT_compositor)                      # the first draw may list the folder
+    panel_ms = _median_draw_ms(lambda: draw(bpy.types.SORA_PT_compositor))
+
+    tree = bpy.data.node_groups.new("Draw", "SoraShotTree")
+    source = tree.nodes.new("SoraRenderInputNode")
+    source.source, source.path = "SEQUENCE", pattern           # no range: the sequence's own range
+    extend = tree.nodes.new("SoraExtendNode")
+    tree.links.new(source.outputs[0], extend.inputs[0])
+    tree.nodes.active = extend
+
+    class Space:
+        tree_type, edit_tree = "SoraShotTree", tree
+
+    class Context:
+        space_data, scene = Space(), bpy.context.scene
+
+    node_panel = lambda: draw(bpy.types.SORA_PT_shot_nodes, Context())  # noqa: E731
+    node_panel()
+    node_ms = _median_draw_ms(node_panel)
+    bpy.data.node_groups.remove(tree)
+    assert panel_ms < 5 and node_ms < 5, (panel_ms, node_ms)
+    print(f"draw: Sora panel {panel_ms:.2f} ms, node panel {node_ms:.2f} ms")
