@@ -30,10 +30,15 @@ MEMORY_ITEMS = [
 ]
 
 
+def _rescan_models(_self, _context) -> None:
+    """A model folder was edited: the model list is read again on its next use."""
+    runtime.scan_models(force=True)
+
+
 class SORA_PG_model_folder(PropertyGroup):
     path: StringProperty(name="Folder", subtype="DIR_PATH",
                          description="A folder of diffusers model folders (or one model folder)",
-                         update=lambda self, ctx: runtime.scan_models(force=True))
+                         update=_rescan_models)
 
 
 class SORA_AP_preferences(AddonPreferences):
