@@ -70,7 +70,8 @@ def draw_sora(layout, context) -> None:
         sub = row.row(align=True)
         sub.enabled = not props.use_scene_frames
         sub.prop(props, "frames")
-    box.label(text=f"Frames: {fitted.frames}")
+    one_pass = fitted.caps is not None and fitted.frames <= fitted.caps.max_frames
+    box.label(text=f"Frames: {fitted.frames}" + (" in one pass" if one_pass else ""))
     row = box.row(align=True)
     row.prop(props, "use_scene_fps", text="", icon="SCENE_DATA")
     sub = row.row(align=True)

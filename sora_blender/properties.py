@@ -59,9 +59,11 @@ class SoraSceneProps(PropertyGroup):
     guidance: FloatProperty(name="Guidance", default=-1.0, min=-1.0, max=50.0,
                             description="Classifier-free guidance; -1 uses the model's default")
 
-    use_scene_frames: BoolProperty(name="Scene Frames", default=True,
-                                   description="Use the scene's frame range length")
-    frames: IntProperty(name="Frames", default=16, min=1, max=100000)
+    use_scene_frames: BoolProperty(name="Scene Frames", default=False,
+                                   description="Make the scene's whole frame range (a long shot of "
+                                               "several passes when it is longer than one pass)")
+    frames: IntProperty(name="Frames", default=0, min=0, max=100000,
+                        description="Frames to make; 0 makes one pass of the model's default length")
     use_scene_fps: BoolProperty(name="Scene FPS", default=True)
     fps: FloatProperty(name="FPS", default=24.0, min=0.1, max=1000.0)
     use_scene_size: BoolProperty(name="Scene Size", default=True,

@@ -250,6 +250,8 @@ def fit(scene, props) -> Fit:
             frames = scene.frame_end - scene.frame_start + 1
     else:
         frames = props.frames
+    if frames == 0 and caps is not None:
+        frames = caps.default_frames        # a first press makes one pass in seconds, not the range
     result = Fit(frames, width, height, fps, caps=caps)
     if caps is None:
         result.problem = problem or "unknown model"

@@ -116,6 +116,9 @@ def test_size_and_frames_fitted_with_visible_note(scene, sora_addon):
     scene.render.resolution_x, scene.render.resolution_y = 100, 70
     scene.frame_start, scene.frame_end = 1, 40
     text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
+    assert "Frames: 16 in one pass" in text    # a new scene's first shot: one pass, not the range
+    scene.sora.use_scene_frames = True
+    text = " ".join(labels(draw(bpy.types.SORA_PT_view3d)))
     assert "Size: 64 x 64" in text and "width 100 -> 64" in text
     assert "Frames: 40" in text and "long shot: 40 frames in 3 passes of up to 16 frames" in text
     scene.frame_end = 9000                  # 375 s at 24 fps: longer than a shot may be
