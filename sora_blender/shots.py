@@ -13,7 +13,7 @@ import bpy
 
 from sora_core.errors import SoraError, invalid
 from sora_core.frames.sequence import find_sequence
-from sora_core.longshot import MAX_SHOT_SECONDS, plan_passes
+from sora_core import capabilities as core_caps, planning
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
 
 from . import runtime, schedule
@@ -167,59 +167,30 @@ class Fit:
     caps: object = None
 
 
-def _clamp(value: int, low: int, high: int, name: str, family: str, notes: list[str]) -> int:
-    if value < low or value > high:
-        new = min(max(value, low), high)
-        notes.append(f"{name} {value} -> {new} ({family} makes {low}..{high})")
-        return new
-    return value
-
-
-CHAIN_MODES = ("generate", "animate", "extend")   # modes a long shot can be chained in
-
-
-def long_shot_note(caps, frames: int, context: int = 0) -> str:
-    passes = plan_passes(caps, frames, "", 0, first_context=context)
-    return f"long shot: {frames} frames in {len(passes)} passes of up to {caps.max_frames} frames"
+CHAIN_MODES = core_caps.CHAIN_MODES
 
 
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
                available: int | None = None, fps: float | None = None):
-    """Clamp and round a request to ``caps``: (frames, width, height, notes); never raises.
+    """(frames, width, height, notes) of a request on ``caps``, as the core's planner decides it.
 
-    For extend, ``frames`` counts new frames; the model's rule applies to context + new, where
-    the context is ``context`` (0: the model's default) limited to the ``available`` frames.
-    More frames than one pass makes are a long shot (chained passes, up to MAX_SHOT_SECONDS at
-    ``fps``) in the modes that chain, for a model that can extend."""
-    notes: list[str] = []
-    chains = mode in CHAIN_MODES and caps.supports("extend")
-    if chains and fps and frames > MAX_SHOT_SECONDS * fps:
-        limit = int(MAX_SHOT_SECONDS * fps)
-        notes.append(f"frames {frames} -> {limit} (a shot is at most {MAX_SHOT_SECONDS} s; split longer ones)")
-        frames = limit
-    ctx = min(context or caps.default_context, available or caps.max_frames)
-    given = ctx if mode == "extend" else 0          # frames that condition the first pass
-    if chains and given + frames > caps.max_frames:
-        notes.append(long_shot_note(caps, frames, given))
-    elif mode == "extend":
-        total = min(max(ctx + frames, caps.min_frames), caps.max_frames)
-        total, _note = caps.fit_frames(total)
-        new = max(1, total - ctx)
-        if new != frames:
-            notes.append(f"new frames {frames} -> {new} ({caps.family} makes {caps.frame_rule()} frames "
-                         f"per pass, {ctx} of them rendered context)")
-        frames = new
-    else:
-        frames = _clamp(frames, caps.min_frames, caps.max_frames, "frames", caps.family, notes)
-        frames, note = caps.fit_frames(frames)
-        notes += [note] if note else []
-    width = _clamp(width, caps.min_size, caps.max_size, "width", caps.family, notes)
-    height = _clamp(height, caps.min_size, caps.max_size, "height", caps.family, notes)
-    width, note = caps.fit_size("width", width)
-    notes += [note] if note else []
-    height, note = caps.fit_size("height", height)
-    notes += [note] if note else []
-    return frames, width, height, notes
+    For extend, ``frames`` counts new frames and ``available`` is how many rendered frames there
+    are (None: not known yet). Raises SoraError when the request cannot be made."""
+    count = available or max(frames, caps.max_frames)
+    inputs: dict = {}
+    if mode in core_caps.SEQUENCE_MODES:
+        inputs["frames"] = "preview.####.exr"
+    if mode == "extend" and context:
+        inputs["context"] = context
+    if mode == "animate":
+        inputs["image"] = "preview.exr"
+    if mode == "interpolate":
+        inputs["keyframes"] = [{"path": "a.exr", "index": 0}, {"path": "b.exr", "index": max(frames - 1, 1)}]
+    spec = ShotSpec.from_dict({"mode": mode, "prompt": "preview", "frames": frames, "width": width,
+                               "height": height, "fps": fps, "inputs": inputs})
+    sequence = tuple((n, f"preview.{n:04d}.exr") for n in range(1, count + 1))
+    p = planning.plan(spec, caps, planning.Available(sequence=sequence))
+    return p.total, p.width, p.height, list(p.notices)
 
 
 def scene_size(scene) -> tuple[int, int]:
@@ -261,6 +232,8 @@ def fit(scene, props) -> Fit:
     if not caps.supports(mode):
         result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
         return result
+    if mode == "restyle" and props.use_scene_range:
+        frames = scene.frame_end - scene.frame_start + 1
     available = None
     if mode == "extend":
         try:
@@ -268,8 +241,12 @@ def fit(scene, props) -> Fit:
             available = len(existing_frames(pattern, frame_range)) or None
         except SoraError:
             pass
-    frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames,
-                                              available, fps)
+    try:
+        frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames,
+                                                  available, fps)
+    except SoraError as exc:
+        result.problem = exc.message
+        return result
     result.notes += notes
     result.frames, result.width, result.height = frames, width, height
     return result

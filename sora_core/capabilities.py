@@ -1,19 +1,20 @@
-"""What each model family can do, and fitting a request to it before anything launches.
+"""What each model family can do: modes, frame rule, sizes and defaults.
 
-Capabilities live in the light half so that a host (Blender, the CLI, a farm submitter) can
-grey out impossible choices and show the rounded size without importing torch.
+Capabilities live in the light half so that a host (Blender, the CLI, the Qt panel, a farm
+submitter) can grey out impossible choices and preview what the worker will make without
+importing torch. What a request becomes is decided by :mod:`sora_core.planning` alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
-from .errors import invalid
+from dataclasses import asdict, dataclass
 
 ALL_MODES = ("generate", "animate", "extend", "interpolate", "restyle")
+CHAIN_MODES = ("generate", "animate", "extend")     # modes a long shot can be chained in
+SEQUENCE_MODES = ("extend", "restyle")              # modes that read an input frame sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """A backend's declared limits. Frame counts must be ``k * frame_multiple + frame_offset``."""
 
@@ -36,8 +37,12 @@ class Capabilities:
     @property
     def default_frames(self) -> int:
         """About two seconds, fitted to the frame rule."""
-        wanted = min(self.max_frames, int(2 * self.default_fps) + self.frame_offset)
-        return self.fit_frames(max(wanted, self.min_frames))[0]
+        return self.nearest_frames(min(self.max_frames, int(2 * self.default_fps) + self.frame_offset))
+
+    @property
+    def chains(self) -> bool:
+        """Whether passes can be chained into a long shot (each pass extends the last)."""
+        return self.supports("extend")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,46 +53,49 @@ class Capabilities:
             return "any count"
         return f"{self.frame_multiple}k+{self.frame_offset}" if self.frame_offset else f"{self.frame_multiple}k"
 
+    def describe(self) -> str:
+        """One line for model lists: ``modes: ...; frames 4k+1 up to 81 a pass; size multiple of 16``."""
+        return (f"modes: {', '.join(self.modes)}; frames {self.frame_rule()} up to {self.max_frames} "
+                f"a pass; size multiple of {self.size_multiple}")
+
     def supports(self, mode: str) -> bool:
         return mode in self.modes
 
-    def fit_frames(self, frames: int, max_frames: int | None = None) -> tuple[int, str]:
-        """Nearest valid frame count, with a notice when it differs; impossible counts raise."""
-        limit = max_frames or self.max_frames
-        if frames < self.min_frames or frames > limit:
-            raise invalid("frames", f"{frames} is outside what {self.family} can make in one pass "
-                          f"({self.min_frames}..{limit}, {self.frame_rule()})",
-                          hint="use a long shot (several passes) for more frames" if frames > limit else "")
+    def valid_frames(self, frames: int) -> bool:
+        return (self.min_frames <= frames <= self.max_frames
+                and (frames - self.frame_offset) % self.frame_multiple == 0)
+
+    def nearest_frames(self, frames: int) -> int:
+        """The valid frame count nearest ``frames`` within one pass (never raises)."""
         step = self.frame_multiple
         fitted = round((frames - self.frame_offset) / step) * step + self.frame_offset
-        while fitted > limit:
+        while fitted > self.max_frames:
             fitted -= step
         while fitted < self.min_frames:
             fitted += step
-        if fitted == frames:
-            return frames, ""
-        return fitted, f"frames rounded from {frames} to {fitted} ({self.family} needs {self.frame_rule()})"
+        return fitted
 
-    def fit_size(self, name: str, value: int) -> tuple[int, str]:
-        """Nearest multiple of the size step within range, with a notice when it differs."""
-        if value < self.min_size or value > self.max_size:
-            raise invalid(name, f"{value} is outside {self.min_size}..{self.max_size} for {self.family}")
+    def nearest_size(self, value: int) -> int:
+        """The multiple of the size step nearest ``value`` within the size range."""
         m = self.size_multiple
-        fitted = max(self.min_size, min(self.max_size, int(round(value / m)) * m))
-        if fitted == value:
-            return value, ""
-        return fitted, f"{name} rounded from {value} to {fitted} ({self.family} needs a multiple of {m})"
+        return max(self.min_size, min(self.max_size, int(round(value / m)) * m))
+
+
+def _wan(family: str, modes: tuple[str, ...]) -> Capabilities:
+    return Capabilities(family=family, modes=modes, frame_multiple=4, frame_offset=1, min_frames=5,
+                        max_frames=81, size_multiple=16, min_size=16, max_size=1280, default_steps=30,
+                        default_guidance=5.0, default_fps=16.0, default_size=(832, 480),
+                        max_prompt_words=380, default_context=5)
 
 
 FAMILIES: dict[str, Capabilities] = {
-    "wan-t2v": Capabilities("wan-t2v", ("generate", "restyle"), 4, 1, 5, 81, 16, 16, 1280,
-                            30, 5.0, 16.0, (832, 480), 380, 5),
-    "wan-i2v": Capabilities("wan-i2v", ("animate", "interpolate"), 4, 1, 5, 81, 16, 16, 1280,
-                            30, 5.0, 16.0, (832, 480), 380, 5),
-    "wan-vace": Capabilities("wan-vace", ("generate", "animate", "extend", "interpolate"),
-                             4, 1, 5, 81, 16, 16, 1280, 30, 5.0, 16.0, (832, 480), 380, 5),
-    "ltx": Capabilities("ltx", ALL_MODES, 8, 1, 9, 257, 32, 32, 1280, 40, 3.0, 24.0,
-                        (704, 480), 90, 9),
+    "wan-t2v": _wan("wan-t2v", ("generate", "restyle")),
+    "wan-i2v": _wan("wan-i2v", ("animate", "interpolate")),
+    "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate")),
+    "ltx": Capabilities(family="ltx", modes=ALL_MODES, frame_multiple=8, frame_offset=1, min_frames=9,
+                        max_frames=257, size_multiple=32, min_size=32, max_size=1280, default_steps=40,
+                        default_guidance=3.0, default_fps=24.0, default_size=(704, 480),
+                        max_prompt_words=90, default_context=9),
 }
 
 # diffusers pipeline class named in a folder's model_index.json -> family
@@ -107,28 +115,3 @@ def register_family(caps: Capabilities, pipeline_classes: tuple[str, ...]) -> No
     FAMILIES[caps.family] = caps
     for name in pipeline_classes:
         PIPELINE_FAMILIES[name] = caps.family
-
-
-@dataclass
-class Fitted:
-    """A request after fitting: the values to use and the notices to show the user."""
-
-    frames: int
-    width: int
-    height: int
-    notices: list[str] = field(default_factory=list)
-
-
-def fit_request(caps: Capabilities, mode: str, frames: int, width: int, height: int,
-                max_frames: int | None = None) -> Fitted:
-    """Check mode, frame count and size against ``caps``; round near misses with notices."""
-    if not caps.supports(mode):
-        raise invalid("mode", f"{caps.family} models cannot {mode}; they can: {', '.join(caps.modes)}")
-    notices = []
-    frames, note = caps.fit_frames(frames, max_frames)
-    notices += [note] if note else []
-    width, note = caps.fit_size("width", width)
-    notices += [note] if note else []
-    height, note = caps.fit_size("height", height)
-    notices += [note] if note else []
-    return Fitted(frames, width, height, notices)

@@ -17,7 +17,7 @@ import time
 from . import __version__, protocol
 from .capabilities import ALL_MODES
 from .errors import EXIT_OK, SoraError
-from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema, resolve_output_dir
+from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
 
 
 def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
@@ -64,9 +64,14 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     g.add_argument("--dtype", default="auto", choices=DTYPES)
     g.add_argument("--memory", default="none", choices=MEMORY_STRATEGIES)
     p.add_argument("--save-spec", metavar="PATH", help="write the spec to PATH and exit without running")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what the shot would be (frames, passes, size, notices) and exit")
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def _add_run_flags(p: argparse.ArgumentParser, dry_run: bool = False) -> None:
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true",
+                       help="print what the shot would be (frames, passes, size, notices) and exit")
     p.add_argument("--output-root", default=None,
                    help="folder every output path must stay inside (default: $SORA_OUTPUT_ROOT or .)")
     p.add_argument("--models-dir", action="append", default=[], help="extra folder of models")
@@ -84,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_flags(p)
     p = sub.add_parser("run", help="make the shot a spec file describes")
     p.add_argument("spec")
-    _add_run_flags(p)
+    _add_run_flags(p, dry_run=True)
     p = sub.add_parser("models", help="list local models and what they can do")
     p.add_argument("--models-dir", action="append", default=[])
     p.add_argument("--json", action="store_true")
@@ -215,13 +220,24 @@ def output_root(args) -> str:
     return root
 
 
+def print_plan(plan, out_dir, stream=sys.stdout) -> None:
+    """The planner's decision, as the worker will carry it out."""
+    print(f"{plan.spec.mode} with {plan.family}: {plan.summary()}, {plan.width}x{plan.height} at "
+          f"{plan.fps:g} fps, {plan.steps} steps, guidance {plan.guidance:g}", file=stream)
+    print(f"frames {plan.numbers.start}..{plan.numbers.stop - 1} -> {out_dir}", file=stream)
+    for note in plan.notices:
+        print(f"notice: {note}", file=stream)
+
+
 def run_spec(spec: ShotSpec, args) -> int:
     from .client import WorkerClient
-    from .models_index import resolve_model
+    from .preflight import plan_shot
 
     root = output_root(args)
-    resolve_output_dir(spec, root)          # refuse an escaping path before any process starts
-    resolve_model(spec.model, args.models_dir)
+    plan, _model, out_dir = plan_shot(spec, root, args.models_dir)   # refuse before any process starts
+    if getattr(args, "dry_run", False):
+        print_plan(plan, out_dir)
+        return EXIT_OK
     env = {}
     if spec.color.config:   # OpenImageIO keeps the process's default config parsed: much faster
         env["OCIO"] = os.path.abspath(spec.color.config)
@@ -265,8 +281,7 @@ def cmd_models(args) -> int:
         if caps is None:
             print(f"{m.name:20} {m.pipeline_class} (no backend serves this pipeline)  {where}")
             continue
-        print(f"{m.name:20} {caps.family:10} modes: {', '.join(caps.modes)}; frames {caps.frame_rule()} "
-              f"up to {caps.max_frames} a pass; size multiple of {caps.size_multiple}  {where}")
+        print(f"{m.name:20} {caps.family:10} {caps.describe()}  {where}")
     return EXIT_OK
 
 

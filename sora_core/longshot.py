@@ -41,11 +41,12 @@ def smallest_valid(caps: Capabilities, at_least: int) -> int:
     return caps.frame_offset + math.ceil((count - caps.frame_offset) / step) * step
 
 
-def largest_valid(caps: Capabilities, at_most: int) -> int:
+def largest_valid(caps: Capabilities, at_most: int, field: str = "passes.length") -> int:
+    """The largest frame count the model accepts that is at most ``at_most``."""
     step = caps.frame_multiple
-    count = caps.frame_offset + ((at_most - caps.frame_offset) // step) * step
+    count = caps.frame_offset + ((min(at_most, caps.max_frames) - caps.frame_offset) // step) * step
     if count < caps.min_frames:
-        raise invalid("passes.length", f"{at_most} frames is below the model's minimum pass "
+        raise invalid(field, f"{at_most} frames is below the model's minimum pass "
                       f"({caps.min_frames}, {caps.frame_rule()})")
     return count
 

@@ -25,7 +25,7 @@ def _register_bundled() -> None:
 
     height, width = tw.NATIVE_SIZE
     register_family(Capabilities(
-        "tinyworld", ("generate", "animate", "extend", "interpolate", "restyle"),
+        family="tinyworld", modes=("generate", "animate", "extend", "interpolate", "restyle"),
         frame_multiple=1, frame_offset=0, min_frames=tw.MIN_FRAMES, max_frames=tw.MAX_FRAMES,
         size_multiple=width, min_size=min(height, width), max_size=max(height, width),
         default_steps=tw.DEFAULT_STEPS, default_guidance=tw.DEFAULT_GUIDANCE,
@@ -62,17 +62,34 @@ def model_roots(extra_roots=()) -> list[Path]:
     return roots
 
 
-def inspect_model(path: str | Path, name: str | None = None, bundled: bool = False) -> ModelInfo:
-    """Read a model folder's ``model_index.json``; a folder without one is not a model."""
-    path = Path(path)
-    index = path / "model_index.json"
+def read_model_index(model_dir: str | Path) -> dict:
+    """A folder's ``model_index.json`` as a dict, or a SoraError saying what is wrong with it.
+
+    The one reader of the index (hosts listing models and the worker loading one)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise SoraError("not_found", f"model folder not found: {model_dir}", field="model")
+    index = model_dir / "model_index.json"
     if not index.is_file():
-        raise SoraError("not_found", f"{path} is not a model folder (no model_index.json)",
-                        hint="point at a diffusers pipeline folder saved with save_pretrained")
+        raise SoraError("not_found", f"{model_dir} is not a model folder (no model_index.json)",
+                        field="model", hint="point at a diffusers pipeline folder saved with save_pretrained")
     try:
-        cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (json.JSONDecodeError, OSError, AttributeError) as exc:
-        raise SoraError("invalid_input", f"{index} is not valid JSON: {exc}") from None
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SoraError("invalid_input", f"{index} is not valid JSON: {exc}", field="model") from None
+    if not isinstance(data, dict):
+        raise SoraError("invalid_input", f"{index} holds a JSON {type(data).__name__}, not an object "
+                        "naming the pipeline and its components", field="model")
+    if not isinstance(data.get("_class_name", ""), str):
+        raise SoraError("invalid_input", f"{index}: _class_name must be a pipeline class name (a string), "
+                        f"got {json.dumps(data['_class_name'])[:80]}", field="model")
+    return data
+
+
+def inspect_model(path: str | Path, name: str | None = None, bundled: bool = False) -> ModelInfo:
+    """What a model folder holds, from its ``model_index.json`` alone."""
+    path = Path(path)
+    cls = read_model_index(path).get("_class_name", "")
     return ModelInfo(name or path.name, path, cls, PIPELINE_FAMILIES.get(cls), bundled)
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .capabilities import ALL_MODES
+from .capabilities import ALL_MODES, CHAIN_MODES
 from .errors import SoraError, invalid
 
 SPEC_VERSION = 1
@@ -29,6 +29,37 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+# One table of allowed values, by dotted field path (list items drop their index): validation,
+# the planner and the JSON Schema all read it, so a farm tool accepts exactly what the worker does.
+RANGES: dict[str, tuple[type, float, float]] = {
+    "seed": (int, 0, 2**63 - 1),
+    "steps": (int, 1, 1000),
+    "guidance": (float, 0.0, 50.0),
+    "width": (int, 1, 8192),
+    "height": (int, 1, 8192),
+    "frames": (int, 1, 100_000),
+    "fps": (float, 0.1, 1000.0),
+    "duration": (float, 0.01, 3600.0),
+    "prompt_schedule.start": (float, 0.0, 3600.0),
+    "passes.length": (int, 1, 10_000),
+    "passes.overlap": (int, 1, 10_000),
+    "inputs.context": (int, 1, 1000),
+    "inputs.strength": (float, 0.0, 1.0),
+    "inputs.keyframes.index": (int, 0, 100_000),
+    "output.first_frame": (int, 0, 9_999_999),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ALL_MODES,
+    "inputs.direction": DIRECTIONS,
+    "passes.match": MATCH_MODES,
+    "runtime.dtype": DTYPES,
+    "runtime.memory": MEMORY_STRATEGIES,
+}
+# What each spec hash leaves out (dotted paths): "content" names what is generated, wherever and
+# under whatever name it is written (node caches, the frame header); "files" names the same frames
+# in the same file names (resume and skip a finished shot in another folder).
+HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",), "files": ("output.dir",)}
 
 
 @dataclass
@@ -158,62 +189,55 @@ class ShotSpec:
         tmp.write_text(self.to_json() + "\n", encoding="utf-8")
         tmp.replace(path)
 
-    def spec_hash(self) -> str:
-        """Identity of what would be generated: equal hashes mean an identical shot."""
+    def spec_hash(self, scope: str = "content") -> str:
+        """Identity of the shot, leaving out :data:`HASH_EXCLUSIONS` ``[scope]``: equal
+        ``content`` hashes mean identical frames, equal ``files`` hashes identical files."""
         data = self.to_dict()
-        data.pop("output")
+        for path in HASH_EXCLUSIONS[scope]:
+            *parents, last = path.split(".")
+            node = data
+            for key in parents:
+                node = node[key]
+            node.pop(last)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> None:
         """Check values and the inputs each mode needs; raise naming field and allowed values."""
-        _one_of("mode", self.mode, ALL_MODES)
+        _check("mode", self.mode)
         if not isinstance(self.model, str) or not self.model.strip():
             raise invalid("model", "must name a model folder or a path to one")
-        _int_range("seed", self.seed, 0, 2**63 - 1)
-        if self.steps is not None:
-            _int_range("steps", self.steps, 1, 1000)
-        if self.guidance is not None:
-            _float_range("guidance", self.guidance, 0.0, 50.0)
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None:
-                _int_range(name, value, 1, 8192)
-        if self.frames is not None:
-            _int_range("frames", self.frames, 1, 100_000)
-        if self.fps is not None:
-            _float_range("fps", self.fps, 0.1, 1000.0)
-        if self.duration is not None:
-            _float_range("duration", self.duration, 0.01, 3600.0)
-            if self.frames is not None:
-                raise invalid("duration", "give frames or duration, not both")
+        for name in ("seed", "steps", "guidance", "width", "height", "frames", "fps", "duration"):
+            if getattr(self, name) is not None:
+                _check(name, getattr(self, name))
+        if self.duration is not None and self.frames is not None:
+            raise invalid("duration", "give frames or duration, not both")
         for i, change in enumerate(self.prompt_schedule):
-            _float_range(f"prompt_schedule[{i}].start", change.start, 0.0, 3600.0)
+            _check("prompt_schedule.start", change.start, f"prompt_schedule[{i}].start")
             if not change.prompt.strip():
                 raise invalid(f"prompt_schedule[{i}].prompt", "must not be empty")
-        if self.prompt_schedule and self.mode not in ("generate", "animate", "extend"):
+        if self.prompt_schedule and self.mode not in CHAIN_MODES:
             raise invalid("prompt_schedule", f"{self.mode} makes one pass; a schedule needs "
-                          "generate, animate or extend")
-        if self.passes.length is not None:
-            _int_range("passes.length", self.passes.length, 1, 10_000)
-        if self.passes.overlap is not None:
-            _int_range("passes.overlap", self.passes.overlap, 1, 10_000)
-        _one_of("passes.match", self.passes.match, MATCH_MODES)
+                          f"{', '.join(CHAIN_MODES)}")
+        for name in ("length", "overlap"):
+            if getattr(self.passes, name) is not None:
+                _check(f"passes.{name}", getattr(self.passes, name))
+        _check("passes.match", self.passes.match)
         if self.mode in ("generate", "restyle") and not self.prompt.strip():
             raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
         self._validate_inputs()
         self._validate_output()
-        _one_of("runtime.dtype", self.runtime.dtype, DTYPES)
-        _one_of("runtime.memory", self.runtime.memory, MEMORY_STRATEGIES)
+        _check("runtime.dtype", self.runtime.dtype)
+        _check("runtime.memory", self.runtime.memory)
         if not DEVICE_RE.match(self.runtime.device):
             raise invalid("runtime.device", f"{self.runtime.device!r} is not one of {DEVICES_HELP}")
 
     def _validate_inputs(self) -> None:
         inputs, mode = self.inputs, self.mode
-        _one_of("inputs.direction", inputs.direction, DIRECTIONS)
-        _float_range("inputs.strength", inputs.strength, 0.0, 1.0)
+        _check("inputs.direction", inputs.direction)
+        _check("inputs.strength", inputs.strength)
         if inputs.context is not None:
-            _int_range("inputs.context", inputs.context, 1, 1000)
+            _check("inputs.context", inputs.context)
         if inputs.frame_range is not None:
             fr = inputs.frame_range
             if (len(fr) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in fr)
@@ -228,8 +252,10 @@ class ShotSpec:
         if mode == "interpolate":
             if len(inputs.keyframes) < 2:
                 raise invalid("inputs.keyframes", "interpolate needs at least two keyframes {path, index}")
+            for i, key in enumerate(inputs.keyframes):
+                _check("inputs.keyframes.index", key.index, f"inputs.keyframes[{i}].index")
             indices = [k.index for k in inputs.keyframes]
-            if len(set(indices)) != len(indices) or min(indices) < 0:
+            if len(set(indices)) != len(indices):
                 raise invalid("inputs.keyframes", "keyframe indices must be distinct and >= 0")
             if self.frames is not None and max(indices) >= self.frames:
                 raise invalid("inputs.keyframes", f"keyframe index {max(indices)} is past the last "
@@ -243,7 +269,7 @@ class ShotSpec:
         if not isinstance(out.dir, str) or not out.dir.strip():
             raise invalid("output.dir", "must be a folder path")
         if out.first_frame is not None:
-            _int_range("output.first_frame", out.first_frame, 0, 9_999_999)
+            _check("output.first_frame", out.first_frame)
 
 
 def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:
@@ -263,20 +289,21 @@ def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:
 _TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise invalid(name, f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
-
-
-def _int_range(name: str, value: Any, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise invalid(name, f"{value!r} must be an integer from {low} to {high}")
-
-
-def _float_range(name: str, value: Any, low: float, high: float) -> None:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not low <= float(value) <= high):
-        raise invalid(name, f"{value!r} must be a number from {low} to {high}")
+def _check(path: str, value: Any, name: str | None = None) -> None:
+    """Check ``value`` against the :data:`RANGES`/:data:`CHOICES` entry for ``path``."""
+    name = name or path
+    if path in CHOICES:
+        if value not in CHOICES[path]:
+            raise invalid(name, f"{value!r} is not allowed; use one of: {', '.join(CHOICES[path])}")
+        return
+    kind, low, high = RANGES[path]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= float(value) <= high
+    if not ok:
+        raise invalid(name, f"{value!r} must be {'an integer' if kind is int else 'a number'} "
+                      f"from {low} to {high}")
 
 
 def _build(cls, data: Any, prefix: str):
@@ -332,16 +359,19 @@ def json_schema() -> dict:
     }
 
 
-def _schema_of(cls) -> dict:
-    enums = {"mode": list(ALL_MODES), "direction": list(DIRECTIONS), "dtype": list(DTYPES),
-             "memory": list(MEMORY_STRATEGIES), "match": list(MATCH_MODES)}
+def _schema_of(cls, prefix: str = "") -> dict:
     props = {}
     hints = typing.get_type_hints(cls)
     defaults = asdict(cls()) if cls not in (Keyframe, PromptChange) else {}
     for f in fields(cls):
-        prop = _schema_type(hints[f.name])
-        if f.name in enums:
-            prop["enum"] = enums[f.name]
+        path = prefix + f.name
+        prop = _schema_type(hints[f.name], path + ".")
+        target = prop["anyOf"][0] if "anyOf" in prop else prop
+        if path in CHOICES:
+            target["enum"] = list(CHOICES[path])
+        if path in RANGES:
+            kind, low, high = RANGES[path]
+            target.update(minimum=low, maximum=high)
         if f.name in defaults and not isinstance(defaults[f.name], (dict, list)):
             prop["default"] = defaults[f.name]
         props[f.name] = prop
@@ -351,13 +381,13 @@ def _schema_of(cls) -> dict:
     return schema
 
 
-def _schema_type(hint: Any) -> dict:
+def _schema_type(hint: Any, prefix: str) -> dict:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if args and type(None) in args:
-        inner = _schema_type(next(a for a in args if a is not type(None)))
+        inner = _schema_type(next(a for a in args if a is not type(None)), prefix)
         return {"anyOf": [inner, {"type": "null"}]}
     if origin is list:
-        return {"type": "array", "items": _schema_type(args[0])}
+        return {"type": "array", "items": _schema_type(args[0], prefix)}
     if hasattr(hint, "__dataclass_fields__"):
-        return _schema_of(hint)
+        return _schema_of(hint, prefix)
     return {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[hint]}

@@ -39,15 +39,11 @@ class Emitter:
 
 def classify(exc: BaseException) -> SoraError:
     """Turn any exception into a SoraError with a stable code; OOM is retryable with a hint."""
+    from .backends.loading import is_oom
+
     if isinstance(exc, SoraError):
         return exc
-    oom_types = (MemoryError,)
-    try:
-        import torch
-        oom_types += (torch.OutOfMemoryError,)
-    except (ImportError, AttributeError):
-        pass
-    if isinstance(exc, oom_types) or "out of memory" in str(exc).lower():
+    if is_oom(exc):
         return SoraError("out_of_memory", f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                          hint=OOM_HINT)
     return SoraError("internal", f"{type(exc).__name__}: {exc}",
@@ -74,7 +70,7 @@ def device_report() -> dict:
 
 class Worker:
     def __init__(self, emit: Emitter):
-        from .runner import BackendCache
+        from .backends.cache import BackendCache
 
         self.emit = emit
         self.jobs: queue.Queue = queue.Queue()
@@ -112,7 +108,7 @@ class Worker:
             self.run_job(cmd)
 
     def run_job(self, cmd: dict) -> None:
-        from .runner import run_shot
+        from .execute import run_shot
 
         job_id = str(cmd.get("id", ""))
         try:
@@ -129,7 +125,7 @@ class Worker:
             if err.code == "internal":
                 log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             elif err.code == "out_of_memory":
-                self.cache.backend = self.cache.key = None   # free what we can before the next job
+                self.cache.drop()       # free what we can before the next job
             self.emit(err.to_event(job_id))
 
 

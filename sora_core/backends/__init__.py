@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..capabilities import PIPELINE_FAMILIES
+from ..models_index import read_model_index
 from ..errors import SoraError
 from .base import Backend, Request
 
@@ -32,13 +33,12 @@ def backend_class(family: str):
 
 def load_backend(model_dir: str | Path, runtime=None) -> Backend:
     """Load the model in ``model_dir`` with ``runtime`` (device, dtype, memory strategy)."""
-    from .. import models_index  # noqa: F401  (registers the bundled model's family)
     from . import loading
     from ..spec import Runtime
 
     model_dir = Path(model_dir)
     runtime = runtime if runtime is not None else Runtime()
-    index = loading.read_model_index(model_dir)
+    index = read_model_index(model_dir)
     name = index.get("_class_name", "")
     family = PIPELINE_FAMILIES.get(name)
     cls = backend_class(family) if family else None

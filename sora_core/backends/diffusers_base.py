@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..capabilities import FAMILIES
+from ..models_index import read_model_index
 from ..errors import SoraError
 from . import loading
 from .base import Backend, OnStep, Request, finish_frames
@@ -23,7 +24,7 @@ class DiffusersBackend(Backend):
 
     def __init__(self, model_dir: Path, runtime, index: dict | None = None):
         model_dir = Path(model_dir)
-        index = index if index is not None else loading.read_model_index(model_dir)
+        index = index if index is not None else read_model_index(model_dir)
         self.model_dir = model_dir
         self.class_name = index.get("_class_name", "")
         self.capabilities = FAMILIES[self.family]

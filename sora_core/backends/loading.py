@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import struct
@@ -16,32 +15,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import OOM_HINT, SoraError
+from ..spec import MEMORY_STRATEGIES
 
 log = logging.getLogger("sora.backends")
 
 PICKLE_EXTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SAFE_EXT = ".safetensors"
-MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
 
 
 # -- the folder -------------------------------------------------------------------------------
-def read_model_index(model_dir: Path) -> dict:
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise SoraError("not_found", f"model folder not found: {model_dir}", field="model")
-    index = model_dir / "model_index.json"
-    if not index.is_file():
-        raise SoraError("not_found", f"{model_dir} is not a model folder (no model_index.json)",
-                        field="model", hint="point at a diffusers pipeline folder saved with save_pretrained")
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SoraError("invalid_input", f"{index} is not valid JSON: {exc}", field="model") from None
-    if not isinstance(data, dict):
-        raise SoraError("invalid_input", f"{index} is not a JSON object", field="model")
-    return data
-
-
 def check_safetensors_only(model_dir: Path) -> None:
     """Refuse pickle weights: every folder holding weights must hold them as safetensors.
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..capabilities import FAMILIES
+from ..models_index import read_model_index
 from . import loading
 from .base import Backend, OnStep, Request, finish_frames
 
@@ -20,11 +21,10 @@ class TinyWorldBackend(Backend):
     family = "tinyworld"
 
     def __init__(self, model_dir: Path, runtime, index: dict | None = None):
-        from .. import models_index  # noqa: F401  (registers the tinyworld family)
         from ..models.tinyworld.pipeline import TinyWorldPipeline
 
         model_dir = Path(model_dir)
-        index = index if index is not None else loading.read_model_index(model_dir)
+        index = index if index is not None else read_model_index(model_dir)
         self.capabilities = FAMILIES[self.family]
         self.device = loading.pick_device(getattr(runtime, "device", "auto"))
         # a small model: float32 unless a dtype is asked for explicitly

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..capabilities import PIPELINE_FAMILIES
+from ..models_index import read_model_index
 from ..errors import SoraError
 from . import loading
 from .base import OnStep, Request
@@ -28,7 +29,7 @@ class WanBackend(DiffusersBackend):
     keep_fp32 = ("vae",)    # Wan's VAE is meant to run in float32 (as in diffusers' examples)
 
     def __init__(self, model_dir: Path, runtime, index: dict | None = None):
-        index = index if index is not None else loading.read_model_index(model_dir)
+        index = index if index is not None else read_model_index(model_dir)
         self.family = PIPELINE_FAMILIES.get(index.get("_class_name", ""), "")
         if not self.family.startswith("wan"):
             raise SoraError("invalid_input", f"{model_dir} holds a {index.get('_class_name')} "

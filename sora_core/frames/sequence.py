@@ -36,6 +36,18 @@ def frame_path(folder: str | os.PathLike, name: str, number: int, ext: str = ".e
     return Path(folder) / frame_name(name, number, ext)
 
 
+def fill_pattern(pattern: str, number: int) -> str:
+    """``name.####.exr`` (or ``%04d``) with ``number`` in place of the placeholder; a name with
+    no placeholder is returned as it is (a single file)."""
+    m = _HASHES.search(pattern)
+    if m:
+        return pattern[:m.start()] + str(number).zfill(len(m.group())) + pattern[m.end():]
+    m = _PRINTF.search(pattern)
+    if m:
+        return pattern[:m.start()] + str(number).zfill(int(m.group(1) or 0)) + pattern[m.end():]
+    return pattern
+
+
 def _pattern_regex(filename: str) -> re.Pattern | None:
     """A regex for a file name holding ``#``/``%0Nd`` placeholders, with a ``num`` group."""
     if _HASHES.search(filename):
@@ -59,8 +71,10 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
 
 
-def _apply_range(frames: list[tuple[int, Path]], ref: str,
+def select_range(frames: list[tuple[int, Path]], ref: str,
                  frame_range: list[int] | tuple[int, int] | None) -> list[tuple[int, Path]]:
+    """``frames`` sorted and cut to ``[first, last]``; a frame missing inside the range raises
+    (the planner applies a spec's range to a listing with this)."""
     frames.sort(key=lambda item: item[0])
     if frame_range is None:
         return frames
@@ -103,7 +117,7 @@ def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, in
             names = ", ".join(sorted(f"{pre}####{ext}" for pre, ext in groups))
             raise invalid(field, f"folder {path} holds several sequences ({names}); name one as "
                           f"{path}/name.####.ext")
-        return _apply_range(next(iter(groups.values())), ref_s, frame_range)
+        return select_range(next(iter(groups.values())), ref_s, frame_range)
 
     regex = _pattern_regex(path.name)
     if regex is not None:
@@ -122,11 +136,11 @@ def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, in
         if len(ext_count) > 1:
             raise invalid(field, f"{ref_s} matches frames of several formats ({', '.join(sorted(ext_count))}); "
                           "give the extension")
-        return _apply_range(frames, ref_s, frame_range)
+        return select_range(frames, ref_s, frame_range)
 
     if path.is_file():
         m = _NUMBERED.match(path.name)
         number = int(m["num"]) if m else 0
-        return _apply_range([(number, path)], ref_s, frame_range)
+        return select_range([(number, path)], ref_s, frame_range)
     raise SoraError("not_found", f"input not found: {ref_s}", field=field,
                     hint="give a pattern (name.####.exr), a folder or a file")

@@ -47,6 +47,7 @@ def test_long_shot_with_a_prompt_schedule_from_the_panel(scene, sora_addon, blen
     props.model, props.prompt, props.steps, props.shot_name, props.seed = blender_model, STILL, 10, "story", 3
     scene.render.fps = 8
     scene.frame_start, scene.frame_end = 1, 40                  # 5 s: more than one 16-frame pass
+    props.use_scene_frames = True                               # the scene range, asked for
     while len(props.prompt_schedule):
         props.prompt_schedule.remove(0)
     change = props.prompt_schedule.add()

@@ -10,7 +10,8 @@ from sora_core.longshot import plan_passes, positions, smallest_valid, switch_fr
 from sora_core.manifest import read_manifest, verify_frames
 from sora_core.spec import ShotSpec
 
-TINYWORLD = Capabilities("tw", ("generate", "extend"), 1, 0, 2, 16, default_context=4)
+TINYWORLD = Capabilities(family="tw", modes=("generate", "extend"), min_frames=2, max_frames=16,
+                         default_context=4)
 RULES = {"wan 4k+1": FAMILIES["wan-vace"], "ltx 8k+1": FAMILIES["ltx"], "tinyworld any": TINYWORLD}
 
 

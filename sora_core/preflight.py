@@ -1,0 +1,38 @@
+"""Before a job: the model resolved, the input sequence listed once, the given files checked,
+and the plan made. Light half (it reads the disk but imports no torch), so the worker runs it
+before loading anything and the CLI's ``--dry-run`` prints the very same plan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import planning
+from .capabilities import SEQUENCE_MODES
+from .errors import SoraError, invalid
+from .frames.sequence import find_sequence
+from .models_index import resolve_model
+from .spec import ShotSpec, resolve_output_dir
+
+
+def available_inputs(spec: ShotSpec) -> planning.Available:
+    """List the input sequence once (the planner applies ``inputs.frame_range`` to it)."""
+    if spec.mode not in SEQUENCE_MODES:
+        return planning.Available()
+    return planning.Available(sequence=tuple((n, str(p)) for n, p in find_sequence(spec.inputs.frames)))
+
+
+def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
+    """(plan, model, shot folder): the spec checked against the model and the files on disk."""
+    spec.validate()
+    out_dir = resolve_output_dir(spec, output_root)
+    model = resolve_model(spec.model, models_dirs)
+    if model.capabilities is None:
+        raise invalid("model", f"{model.path} holds a {model.pipeline_class or 'unknown'} pipeline, "
+                      "which no backend serves", hint="use a Wan, LTX-Video or the bundled model")
+    plan = planning.plan(spec, model.capabilities, available_inputs(spec))
+    field_name = "inputs.image" if spec.mode == "animate" else "inputs.keyframes"
+    for path in plan.first_known.values() if spec.mode in ("animate", "interpolate") else ():
+        if not Path(path).expanduser().is_file():
+            raise SoraError("not_found", f"{field_name}: file not found: {path}", field=field_name)
+    return plan, model, out_dir
