@@ -5,8 +5,11 @@ Heavy half: imported by the worker only. The spec walks down once:
                every cheap check (model, inputs on disk) done before the model is loaded;
   2. execute   each pass conditioned on the frames before it (the given ones, or the last pass's
                as they are on disk, exactly what a resume sees), drift-corrected;
-  3. write     each pass's frames atomically (``writing``), removed again if the pass fails;
+  3. write     each pass's frames converted and written on the frame pool (``writing``) while the
+               next pass denoises; the frames the next pass needs are written first;
   4. manifest  rewritten after every pass (``shot_state``), ``complete`` at the end.
+
+Memory stays flat as a shot grows: a pass's frames are held until written, never the shot's.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from typing import Callable
 import numpy as np
 
 from .errors import SoraError
-from .longshot import match_statistics, positions
+from .longshot import drift_correction, positions
 from .manifest import MANIFEST_NAME
 from .preflight import plan_shot
 from .progress import ShotProgress
 from .shot_state import ShotState
 from .spec import ShotSpec
+from .timings import ShotTimings
 
 Emit = Callable[[dict], None]
 
@@ -33,97 +37,145 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     """Make the shot pass by pass and return the ``done`` event; raise SoraError on failure.
 
     A cancel or failure keeps the finished passes (the manifest lists them) and removes only the
-    frames of the pass being written; running the same spec again resumes after the last one.
+    frames of a pass not completely written; running the same spec again resumes after the last
+    finished one. A pass whose frames are being written when a later pass fails (not a cancel)
+    is finished first.
     """
-    t0 = time.perf_counter()
     plan, model, out_dir = plan_shot(spec, output_root, models_dirs)   # before any heavy import
+    state = ShotState(plan, out_dir)
+    clock = ShotTimings(state.pass_timings)
 
     from .backends import Request
     from .frames.color import ViewTransform, load_conditioning
-    from .writing import frame_attributes, write_pass
+    from .frames.pool import read_frames
+    from .writing import PassWriter, frame_attributes
 
     def note(message: str, **extra) -> None:
         emit({"event": "notice", "job": job_id, "message": message, **extra})
 
     for message in plan.notices:
         note(message)
-    state = ShotState(plan, out_dir)
     if state.complete:
         note("this shot is already complete in its folder; nothing to do")
-        return _done(plan, state, job_id, cache, {"total_s": round(time.perf_counter() - t0, 4)})
+        return _done(plan, state, job_id, cache, clock.as_dict())
     if state.passes:
         note(f"resuming after pass {len(state.passes)} of {len(plan.passes)}")
 
     color = spec.color
     transform = ViewTransform(color.config, color.display, color.view, color.look)
-    state.color = transform.describe()
+    state.color = transform.describe()      # builds the processors (a baked inverse is solved now)
     load = lambda path: load_conditioning(Path(path), transform, plan.width, plan.height)  # noqa: E731
-    video = np.stack([load(p) for p in plan.video]) if plan.video else None
+    t_inputs = time.perf_counter()
+    video = np.stack(read_frames(load, plan.video)) if plan.video else None
+    first_known = dict(zip(plan.first_known, read_frames(load, plan.first_known.values())))
+    t_inputs = time.perf_counter() - t_inputs
+    t_model = time.perf_counter()
     backend = cache.get(model, spec.runtime, emit, job_id)
-    t_loaded = time.perf_counter()
+    clock.model_load_s = time.perf_counter() - t_model
     for prompt in dict.fromkeys(p.prompt for p in plan.passes):
         unknown = backend.unknown_words(prompt)
         if unknown:
             note("the model does not know these words: " + ", ".join(unknown), unknown_words=unknown)
 
-    def timings() -> dict:
-        return {"load_s": round(t_loaded - t0, 4), "generate_s": round(time.perf_counter() - t_loaded, 4),
-                "total_s": round(time.perf_counter() - t0, 4)}
-
     progress = ShotProgress(plan.passes, emit, job_id, done=len(state.passes))
     attrs = frame_attributes(spec, backend.identity)
-    for p in plan.passes[len(state.passes):]:
-        known_pos, write_pos = positions(p, plan.backward)
-        if p.index == 0:
-            known = {i: load(path) for i, path in plan.first_known.items()}
-        else:   # the frames already on disk condition the next pass, exactly as a resume sees them
-            before = plan.first_number + (p.start + p.new if plan.backward else p.start - p.context)
-            known = {pos: load(state.frame_path(before + j)) for j, pos in enumerate(known_pos)}
-        request = Request(mode=spec.mode if p.index == 0 else "extend", prompt=p.prompt,
-                          negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
-                          guidance=plan.guidance, width=plan.width, height=plan.height, frames=p.frames,
-                          known=known, video=video, fps=plan.fps,
-                          strength=spec.inputs.strength if spec.mode == "restyle" else 1.0)
+    todo = plan.passes[len(state.passes):]
+    writer: PassWriter | None = None       # the pass whose frames are still being written
+    try:
+        for p, after in zip(todo, list(todo[1:]) + [None]):
+            timer = clock.start_pass(p.index)
+            known_pos, write_pos = positions(p, plan.backward)
+            t_load = time.perf_counter()
+            if p.index == 0:
+                known = first_known
+                timer.add("load_s", t_inputs)
+            else:   # the frames already on disk condition the next pass, exactly as a resume sees them
+                numbers = _context_numbers(plan, p)
+                if writer is not None:
+                    writer.wait_for(numbers)
+                known = dict(zip(known_pos, read_frames(load, map(state.frame_path, numbers))))
+            timer.add("load_s", time.perf_counter() - t_load)
+            request = Request(mode=spec.mode if p.index == 0 else "extend", prompt=p.prompt,
+                              negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
+                              guidance=plan.guidance, width=plan.width, height=plan.height,
+                              frames=p.frames, known=known, video=video, fps=plan.fps,
+                              strength=spec.inputs.strength if spec.mode == "restyle" else 1.0)
+            last_step = [time.perf_counter()]
 
-        def on_step(step: int, total: int, p=p) -> None:
-            if is_cancelled():
-                raise SoraError("cancelled", "cancelled by the user")
-            progress.report(p.index, "denoise", step, total)
+            def on_step(step: int, total: int, p=p, last_step=last_step) -> None:
+                if is_cancelled():
+                    raise SoraError("cancelled", "cancelled by the user")
+                if writer is not None:
+                    writer.check()              # a failed write stops the next pass at once
+                last_step[0] = time.perf_counter()
+                progress.report(p.index, "denoise", step, total)
 
-        def on_frame(number: int, path: Path, count: int, p=p) -> None:
-            emit({"event": "frame", "job": job_id, "path": str(path), "number": number, "pass": p.index + 1})
-            progress.report(p.index, "write", count, p.new)
-
-        on_step(0, plan.steps)
-        display = backend.run(request, on_step)
-        linear = _linear_frames(display, known, write_pos, spec.passes.match, transform)
-        numbers = range(plan.first_number + p.start, plan.first_number + p.start + p.new)
-        records = write_pass(linear, numbers, state.frame_path,
-                             {**attrs, "sora:prompt": p.prompt, "sora:seed": str(p.seed)},
-                             on_frame, is_cancelled)
-        state.add_pass(p, records)
-        state.write(backend.identity, timings(), complete=False)
-
-    final = timings()
+            on_step(0, plan.steps)
+            t_run = last_step[0]
+            display = backend.run(request, on_step)
+            timer.add("denoise_s", last_step[0] - t_run)
+            timer.add("decode_s", time.perf_counter() - last_step[0])
+            if writer is not None:
+                writer.wait()                   # the pass before is on disk and in the manifest
+            writer = _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit,
+                                 job_id, progress, is_cancelled, timer, backend.identity, clock,
+                                 first=_context_numbers(plan, after) if after else ())
+        if writer is not None:
+            writer.wait()
+    except BaseException as exc:
+        if writer is not None:
+            own = writer.error is not None or (isinstance(exc, SoraError) and exc.code == "cancelled")
+            try:
+                writer.abort() if own else writer.wait()    # finish a good pass before failing
+            except BaseException:   # noqa: BLE001 - the first failure is the one reported
+                pass
+        raise
+    final = clock.as_dict()
     state.write(backend.identity, final, complete=True)
     return _done(plan, state, job_id, cache, final)
 
 
-def _linear_frames(display: np.ndarray, known: dict, write_pos: range, match: str, transform):
-    """The pass's new frames in scene linear, drift-corrected against its given frames.
+def _context_numbers(plan, p) -> list[int]:
+    """Frame numbers of the already-made frames that condition pass ``p`` (index > 0)."""
+    before = plan.first_number + (p.start + p.new if plan.backward else p.start - p.context)
+    return [before + j for j in range(p.context)]
 
-    Whole passes go through the view transform at once: inverting a view like AgX is far
-    cheaper for one array than frame by frame."""
-    new = display[write_pos.start:write_pos.stop]
+
+def _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit, job_id, progress,
+                is_cancelled, timer, identity, clock, first):
+    """Start writing pass ``p`` on the pool; the manifest lists it once its last frame is on disk."""
+    from .writing import PassWriter
+
+    numbers = range(plan.first_number + p.start, plan.first_number + p.start + p.new)
+
+    def on_frame(number: int, path: Path, count: int) -> None:
+        emit({"event": "frame", "job": job_id, "path": str(path), "number": number, "pass": p.index + 1})
+        progress.report(p.index, "write", count, p.new)
+
+    def on_complete(records: list[dict]) -> None:
+        state.add_pass(p, records)
+        state.write(identity, clock.as_dict(), complete=False)
+
+    writer = PassWriter(numbers, state.frame_path,
+                        {**attrs, "sora:prompt": p.prompt, "sora:seed": str(p.seed)},
+                        _converter(display, known, plan.spec.passes.match, transform),
+                        on_frame, is_cancelled, timer, on_complete)
+    writer.submit_all(dict(zip(numbers, display[write_pos.start:write_pos.stop])), first=first)
+    return writer
+
+
+def _converter(display: np.ndarray, known: dict, match: str, transform) -> Callable:
+    """Per frame: display -> scene linear, drift-corrected against the pass's given frames (the
+    correction is measured once per pass on those frames, then streamed over the new ones)."""
     pos = sorted(known)
     if match == "none" or not pos:
-        return transform.to_linear(new)
+        return transform.to_linear
     produced, reference = display[pos], np.stack([known[i] for i in pos])
     if match == "display":
-        return transform.to_linear(match_statistics(new, produced, reference).clip(0, 1))
-    lin, produced_lin, reference_lin = np.split(
-        transform.to_linear(np.concatenate([new, produced, reference])), [len(new), len(new) + len(pos)])
-    return np.maximum(match_statistics(lin, produced_lin, reference_lin), 0.0)
+        correct = drift_correction(produced, reference)
+        return lambda frame: transform.to_linear(correct(frame).clip(0, 1))
+    correct = drift_correction(transform.to_linear(produced), transform.to_linear(reference))
+    return lambda frame: np.maximum(correct(transform.to_linear(frame)), 0.0)
 
 
 def _done(plan, state: ShotState, job_id: str, cache, timings: dict) -> dict:

@@ -111,12 +111,14 @@ def positions(p: Pass, backward: bool) -> tuple[range, range]:
     return range(0, p.context), range(p.context, p.context + p.new)
 
 
-def match_statistics(frames: np.ndarray, produced: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def drift_correction(produced: np.ndarray, reference: np.ndarray):
     """Correct colour and brightness drift: the gain and offset per channel that make the
     model's version of the given frames (``produced``) match them (``reference``) in mean and
-    spread, applied to ``frames``. Gains are bounded so a flat reference cannot blow up."""
+    spread, as a function to apply to any frames (a pass streams through it frame by frame).
+    Gains are bounded so a flat reference cannot blow up."""
     axes = tuple(range(produced.ndim - 1))
     mean_p, mean_r = produced.mean(axis=axes), reference.mean(axis=axes)
     std_p, std_r = produced.std(axis=axes), reference.std(axis=axes)
     gain = np.where(std_p > 1e-4, std_r / np.maximum(std_p, 1e-4), 1.0).clip(0.5, 2.0)
-    return (frames - mean_p) * gain + mean_r
+    return lambda frames: (frames - mean_p) * gain + mean_r
+

@@ -8,6 +8,7 @@ done (passes resumed from disk cost nothing and count as done). Light half.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -21,6 +22,8 @@ class ShotProgress:
         self.total_weight = sum(self.weights)
         self.start_fraction = sum(self.weights[:done]) / self.total_weight
         self.t0 = time.monotonic()
+        self.last = self.start_fraction
+        self._lock = threading.Lock()
 
     def fraction(self, index: int, phase: str, step: int, total: int) -> float:
         within = step / max(total, 1)
@@ -28,8 +31,10 @@ class ShotProgress:
         return (sum(self.weights[:index]) + self.weights[index] * within) / self.total_weight
 
     def report(self, index: int, phase: str, step: int, total: int) -> None:
-        """Emit a ``progress`` event for pass ``index`` (0-based)."""
-        overall = self.fraction(index, phase, step, total)
+        """Emit a ``progress`` event for pass ``index`` (0-based). A pass's frames are written
+        while the next pass denoises, so the overall fraction only ever grows."""
+        with self._lock:
+            overall = self.last = max(self.last, self.fraction(index, phase, step, total))
         done_here = overall - self.start_fraction
         elapsed = time.monotonic() - self.t0
         eta = elapsed * (1 - overall) / done_here if done_here > 1e-6 else None

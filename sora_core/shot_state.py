@@ -26,6 +26,7 @@ class ShotState:
         self.passes: list[dict] = []
         self.complete = False
         self.color: dict = {}
+        self.pass_timings: list[dict] = []      # what the finished passes of earlier runs took
         path = out_dir / MANIFEST_NAME
         if not path.is_file():
             return
@@ -37,6 +38,8 @@ class ShotState:
             return          # another shot, or its frames changed: start over
         self.records, self.passes = old["frames"], old.get("passes", [])
         self.complete = old.get("status") == "complete"
+        kept = {p["index"] + 1 for p in self.passes}
+        self.pass_timings = [t for t in (old.get("timings") or {}).get("passes", []) if t.get("pass") in kept]
 
     def frame_path(self, number: int) -> Path:
         from .frames.sequence import frame_path
