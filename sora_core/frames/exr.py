@@ -72,7 +72,7 @@ def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | 
     except BaseException:
         try:
             tmp.unlink()
-        except FileNotFoundError:
+        except OSError:     # already gone, or the folder turned read-only: keep the first error
             pass
         raise
     return path
