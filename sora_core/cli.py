@@ -93,9 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list local models and what they can do")
     p.add_argument("--models-dir", action="append", default=[])
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("info", help="print the provenance stored in a generated frame")
-    p.add_argument("frame")
+    p = sub.add_parser("info", help="a frame's provenance, or a shot folder's status and timings")
+    p.add_argument("frame", metavar="FRAME|SHOT_DIR")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("ingest", help="footage made elsewhere (MP4/MOV, PNG/JPEG/TIFF frames) -> "
+                       "scene-linear EXR sequence with a manifest")
+    p.add_argument("src", help="a video file, a frame pattern (name.####.png), a folder or a still")
+    p.add_argument("--out", required=True, help="shot folder to create, inside the output root")
+    p.add_argument("--name", default="footage", help="frame name: <name>.####.exr")
+    p.add_argument("--first-frame", type=int, default=1)
+    p.add_argument("--fps", type=float, help="frame rate of an image sequence (a video's own is kept)")
+    p.add_argument("--ocio-config", help="OCIO config of the view transform (default: built-in)")
+    p.add_argument("--display")
+    p.add_argument("--view")
+    p.add_argument("--look")
+    p.add_argument("--output-root", default=None,
+                   help="folder the output must stay inside (default: $SORA_OUTPUT_ROOT or .)")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines (for hosts)")
     p = sub.add_parser("sheet", help="write a contact-sheet PNG of a shot folder")
     p.add_argument("shot", help="shot folder (with manifest.json)")
     p.add_argument("-o", "--output", help="PNG path (default: <shot>/contact_sheet.png)")
@@ -183,10 +197,14 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.t0 = time.monotonic()
+        self.pass_shown = 0
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "progress" and self.tty:
+            if event.get("pass", 0) < self.pass_shown:
+                return          # an earlier pass still writing while this one denoises
+            self.pass_shown = event.get("pass", 0)
             step, total = event.get("step", 0), max(event.get("total", 1), 1)
             phase = event.get("phase", "")
             if event.get("passes", 1) > 1:
@@ -239,8 +257,6 @@ def run_spec(spec: ShotSpec, args) -> int:
         print_plan(plan, out_dir)
         return EXIT_OK
     env = {}
-    if spec.color.config:   # OpenImageIO keeps the process's default config parsed: much faster
-        env["OCIO"] = os.path.abspath(spec.color.config)
     if args.models_dir:
         env["SORA_MODELS"] = os.pathsep.join(
             [os.path.abspath(d) for d in args.models_dir] + [p for p in os.environ.get("SORA_MODELS", "").split(os.pathsep) if p])
@@ -286,6 +302,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from .manifest import MANIFEST_NAME
+
+    if os.path.isdir(args.frame) or os.path.basename(args.frame) == MANIFEST_NAME:
+        return shot_info(args)
     from .frames.exr import read_attrs
 
     attrs = read_attrs(args.frame)
@@ -300,6 +320,64 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+def shot_info(args) -> int:
+    """A shot folder: what it holds and where its time went (the manifest's ``timings``)."""
+    from .manifest import MANIFEST_NAME, read_manifest
+    from .timings import format_table
+
+    path = args.frame if args.frame.endswith(MANIFEST_NAME) else os.path.join(args.frame, MANIFEST_NAME)
+    try:
+        manifest = read_manifest(path)
+    except FileNotFoundError:
+        raise SoraError("not_found", f"{args.frame}: no {MANIFEST_NAME} (not a shot folder)") from None
+    except (OSError, ValueError) as exc:
+        raise SoraError("invalid_input", f"{path} cannot be read: {exc}") from None
+    if args.json:
+        keys = ("status", "pattern", "first_frame", "last_frame", "timings", "color", "source")
+        print(json.dumps({k: manifest.get(k) for k in keys if k in manifest}, indent=2))
+        return EXIT_OK
+    spec, model = manifest.get("spec") or {}, manifest.get("model") or {}
+    frames = manifest.get("frames") or []
+    print(f"{manifest.get('pattern', '?')}  frames {manifest.get('first_frame')}..{manifest.get('last_frame')} "
+          f"({len(frames)}), {len(manifest.get('passes') or [])} of {manifest.get('passes_total', '?')} "
+          f"passes, {manifest.get('status', '?')}")
+    print(f"mode {spec.get('mode', '?')}, {spec.get('width')}x{spec.get('height')} at {spec.get('fps')} fps"
+          + (f", model {model.get('name')} ({model.get('family', '')}, {model.get('device', '')})" if model else ""))
+    if manifest.get("source"):
+        src = manifest["source"]
+        print(f"source {src.get('path')} sha256 {src.get('sha256', '')[:16]}... "
+              f"C2PA claim generator: {src.get('c2pa_claim_generator') or 'none'}")
+    timings = manifest.get("timings") or {}
+    if timings:
+        print("seconds (colour and write run on the frame pool while the next pass denoises):")
+        for line in format_table(timings):
+            print("  " + line)
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from .ingest import ingest
+
+    root = os.path.realpath(output_root(args))
+    out = os.path.realpath(os.path.join(root, args.out))
+    if os.path.commonpath([root, out]) != root:
+        raise SoraError("invalid_input", f"--out {args.out!r} resolves to {out}, outside the output root "
+                        f"{root}", field="out", hint="use a path inside the output root, or choose it "
+                        "with --output-root or the SORA_OUTPUT_ROOT environment variable")
+    color = {"config": args.ocio_config, "display": args.display, "view": args.view, "look": args.look}
+    show = (lambda e: print(json.dumps(e), flush=True)) if args.json else Progress()
+    try:
+        manifest = ingest(args.src, out, args.name, color, first_frame=args.first_frame, fps=args.fps,
+                          emit=show)
+    except SoraError as err:
+        if args.json:
+            print(json.dumps(err.to_event()), flush=True)
+        raise
+    if not args.json:
+        print(manifest)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -310,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "ingest":
+            return cmd_ingest(args)
         if args.command == "sheet":
             from .contact_sheet import contact_sheet
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),

@@ -49,20 +49,24 @@ def cancelled() -> SoraError:
 class PassWriter:
     """One pass's frames, ``numbers`` in frame order, converted and written on the pool.
 
-    ``convert(display) -> linear`` runs per frame; ``on_frame(number, path, count)`` reports each
-    frame once it and every frame before it are on disk; ``on_complete(records)`` runs once the
-    whole pass is written. ``max_in_flight`` bounds the frames held by submitted, unfinished
-    work (a streaming source, such as a decoded video); ``None`` submits without waiting.
+    ``convert(display) -> linear`` runs per frame (after ``load(item) -> display`` when frames
+    are submitted as something to read, such as a file); ``on_frame(number, path, count)``
+    reports each frame once it and every frame before it are on disk; ``on_complete(records)``
+    runs once the whole pass is written. ``numbers=None`` streams: frames are numbered as they
+    are submitted and ``close()`` says there are no more. ``max_in_flight`` bounds the frames
+    held by submitted, unfinished work (a decoded video); ``None`` submits without waiting.
     """
 
     def __init__(self, numbers, path_of: Callable[[int], Path], attrs: dict[str, str],
                  convert: Callable[[np.ndarray], np.ndarray],
                  on_frame: Callable[[int, Path, int], None], is_cancelled: Callable[[], bool],
                  timer: PassTimer, on_complete: Callable[[list[dict]], None] | None = None,
-                 max_in_flight: int | None = None):
+                 max_in_flight: int | None = None, load: Callable | None = None):
         from .frames.pool import frame_pool
 
-        self.numbers = list(numbers)
+        self.closed = numbers is not None
+        self.numbers = list(numbers or ())
+        self.load = load
         self.path_of, self.attrs, self.convert = path_of, attrs, convert
         self.on_frame, self.is_cancelled, self.timer = on_frame, is_cancelled, timer
         self.on_complete = on_complete
@@ -74,6 +78,7 @@ class PassWriter:
         self.finished = threading.Event()
         self._stop = False
         self._reported = 0
+        self._handed_on = False
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
 
@@ -84,7 +89,16 @@ class PassWriter:
         if self._slots is not None:
             while not self._slots.acquire(timeout=0.1):
                 self.check()
+        if not self.closed:
+            with self._lock:
+                self.numbers.append(number)
         self.futures[number] = self.pool.submit(self._write, number, frame)
+
+    def close(self) -> None:
+        """A streamed pass has no more frames (it completes once they are written)."""
+        with self._lock:
+            self.closed = True
+        self._complete_if_done()
 
     def submit_all(self, frames: dict[int, np.ndarray], first=()) -> None:
         """Queue a whole pass, the frame numbers in ``first`` before the others."""
@@ -155,6 +169,10 @@ class PassWriter:
                 return
             if self.is_cancelled():
                 raise cancelled()
+            if self.load is not None:
+                t_read = time.perf_counter()
+                frame = self.load(frame)
+                self.timer.add("load_s", time.perf_counter() - t_read)
             t0 = time.perf_counter()
             linear = self.convert(frame)
             t1 = time.perf_counter()
@@ -184,9 +202,15 @@ class PassWriter:
                 n = self.numbers[self._reported]
                 self._reported += 1
                 self.on_frame(n, self.path_of(n), self._reported)
-            complete = len(self.records) == len(self.numbers)
-        if complete:
-            self.timer.finish()
-            if self.on_complete is not None:
-                self.on_complete(self.sorted_records())
-            self.finished.set()
+        self._complete_if_done()
+
+    def _complete_if_done(self) -> None:
+        with self._lock:
+            if self._handed_on or not self.closed or len(self.records) != len(self.numbers) \
+                    or self.error is not None:
+                return
+            self._handed_on = True
+        self.timer.finish()
+        if self.on_complete is not None:
+            self.on_complete(self.sorted_records())
+        self.finished.set()
