@@ -58,7 +58,14 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     transform = ViewTransform(color.config, color.display, color.view, color.look)
     state.color = transform.describe()
     load = lambda path: load_conditioning(Path(path), transform, plan.width, plan.height)  # noqa: E731
-    video = np.stack([load(p) for p in plan.video]) if plan.video else None
+    inputs = spec.inputs
+    control = reference = video = None
+    if spec.mode == "control":      # control passes are data: no view transform, same aspect
+        control = np.stack([load_conditioning(Path(p), None, plan.width, plan.height, "inputs.control")
+                            for p in plan.video])
+        reference = load(inputs.reference) if inputs.reference else None
+    elif plan.video:
+        video = np.stack([load(p) for p in plan.video])
     backend = cache.get(model, spec.runtime, emit, job_id)
     t_loaded = time.perf_counter()
     for prompt in dict.fromkeys(p.prompt for p in plan.passes):
@@ -83,7 +90,9 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
                           negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
                           guidance=plan.guidance, width=plan.width, height=plan.height, frames=p.frames,
                           known=known, video=video, fps=plan.fps,
-                          strength=spec.inputs.strength if spec.mode == "restyle" else 1.0)
+                          strength=inputs.strength if spec.mode == "restyle" else 1.0,
+                          control=control, control_kind=inputs.control_kind,
+                          control_strength=inputs.control_strength, reference=reference)
 
         def on_step(step: int, total: int, p=p) -> None:
             if is_cancelled():
