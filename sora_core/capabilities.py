@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-ALL_MODES = ("generate", "animate", "extend", "interpolate", "restyle")
+ALL_MODES = ("generate", "animate", "extend", "interpolate", "restyle", "control")
 CHAIN_MODES = ("generate", "animate", "extend")     # modes a long shot can be chained in
-SEQUENCE_MODES = ("extend", "restyle")              # modes that read an input frame sequence
+# modes that read an input frame sequence -> the Inputs field naming it
+SEQUENCE_MODES = {"extend": "frames", "restyle": "frames", "control": "control"}
+CONTROL_KINDS = ("depth", "edges", "pose", "layout")  # what a control sequence shows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +35,7 @@ class Capabilities:
     default_size: tuple[int, int] = (832, 480)
     max_prompt_words: int = 400     # rough text-encoder limit, in words
     default_context: int = 1        # given frames that condition an extension
+    control_kinds: tuple[str, ...] = ()  # control sequences the model follows (mode "control")
 
     @property
     def default_frames(self) -> int:
@@ -81,17 +84,18 @@ class Capabilities:
         return max(self.min_size, min(self.max_size, int(round(value / m)) * m))
 
 
-def _wan(family: str, modes: tuple[str, ...]) -> Capabilities:
+def _wan(family: str, modes: tuple[str, ...], control_kinds: tuple[str, ...] = ()) -> Capabilities:
     return Capabilities(family=family, modes=modes, frame_multiple=4, frame_offset=1, min_frames=5,
                         max_frames=81, size_multiple=16, min_size=16, max_size=1280, default_steps=30,
                         default_guidance=5.0, default_fps=16.0, default_size=(832, 480),
-                        max_prompt_words=380, default_context=5)
+                        max_prompt_words=380, default_context=5, control_kinds=control_kinds)
 
 
 FAMILIES: dict[str, Capabilities] = {
     "wan-t2v": _wan("wan-t2v", ("generate", "restyle")),
     "wan-i2v": _wan("wan-i2v", ("animate", "interpolate")),
-    "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate")),
+    # VACE follows any control video (depth, pose, edges, flat layouts) with an all-generate mask
+    "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate", "control"), CONTROL_KINDS),
     "ltx": Capabilities(family="ltx", modes=ALL_MODES, frame_multiple=8, frame_offset=1, min_frames=9,
                         max_frames=257, size_multiple=32, min_size=32, max_size=1280, default_steps=40,
                         default_guidance=3.0, default_fps=24.0, default_size=(704, 480),

@@ -15,7 +15,7 @@ import sys
 import time
 
 from . import __version__, protocol
-from .capabilities import ALL_MODES
+from .capabilities import ALL_MODES, CONTROL_KINDS
 from .errors import EXIT_OK, SoraError
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
 
@@ -39,7 +39,15 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
         p.add_argument("--image", required=True, help="the still to animate")
     if mode in ("extend", "restyle"):
         p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
+    if mode in ("extend", "restyle", "control"):
         p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
+    if mode == "control":
+        p.add_argument("--control", required=True, metavar="SEQ",
+                       help="control sequence (display-referred depth, edges, pose or layout frames)")
+        p.add_argument("--kind", choices=CONTROL_KINDS, default="layout", help="what the control shows")
+        p.add_argument("--reference", metavar="IMG", help="an image for the look")
+        p.add_argument("--control-strength", type=float, default=1.0,
+                       help="how strongly the control is followed (where the model can)")
     if mode == "extend":
         p.add_argument("--direction", choices=DIRECTIONS, default="forward")
         p.add_argument("--context", type=int, help="given frames that condition the new ones")
@@ -136,7 +144,11 @@ def spec_from_args(args) -> ShotSpec:
         inputs["image"] = args.image
     if args.command in ("extend", "restyle"):
         inputs["frames"] = args.input
+    if args.command in ("extend", "restyle", "control"):
         inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
+    if args.command == "control":
+        inputs.update(control=args.control, control_kind=args.kind, reference=args.reference,
+                      control_strength=args.control_strength)
     if args.command == "extend":
         inputs.update(direction=args.direction, context=args.context)
     if args.command == "restyle":

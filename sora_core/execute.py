@@ -65,8 +65,15 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     transform = ViewTransform(color.config, color.display, color.view, color.look)
     state.color = transform.describe()      # builds the processors (a baked inverse is solved now)
     load = lambda path: load_conditioning(Path(path), transform, plan.width, plan.height)  # noqa: E731
+    inputs = spec.inputs
     t_inputs = time.perf_counter()
-    video = np.stack(read_frames(load, plan.video)) if plan.video else None
+    control = reference = video = None
+    if spec.mode == "control":      # control passes are data: no view transform, same aspect
+        control = np.stack(read_frames(lambda p: load_conditioning(Path(p), None, plan.width, plan.height,
+                                                                   "inputs.control"), plan.video))
+        reference = load(inputs.reference) if inputs.reference else None
+    elif plan.video:
+        video = np.stack(read_frames(load, plan.video))
     first_known = dict(zip(plan.first_known, read_frames(load, plan.first_known.values())))
     t_inputs = time.perf_counter() - t_inputs
     t_model = time.perf_counter()
@@ -99,7 +106,9 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
                               negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
                               guidance=plan.guidance, width=plan.width, height=plan.height,
                               frames=p.frames, known=known, video=video, fps=plan.fps,
-                              strength=spec.inputs.strength if spec.mode == "restyle" else 1.0)
+                              strength=inputs.strength if spec.mode == "restyle" else 1.0,
+                              control=control, control_kind=inputs.control_kind,
+                              control_strength=inputs.control_strength, reference=reference)
             last_step = [time.perf_counter()]
 
             def on_step(step: int, total: int, p=p, last_step=last_step) -> None:

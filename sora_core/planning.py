@@ -26,9 +26,10 @@ from .spec import ShotSpec
 @dataclass(frozen=True, kw_only=True)
 class Available:
     """The inputs on disk as the host listed them: ``sequence`` is every ``(number, path)`` of
-    ``inputs.frames`` (sorted, before ``inputs.frame_range``), None when not listed."""
+    the sequence the mode reads (``inputs.frames``, or ``inputs.control`` for control; sorted,
+    before ``inputs.frame_range``), None when not listed."""
 
-    sequence: tuple[tuple[int, str], ...] | None = None
+    sequence: tuple[tuple[int, str], ...] | None = None   # the mode's sequence (SEQUENCE_MODES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +48,7 @@ class Plan:
     first_number: int                   # number of the earliest written frame
     backward: bool = False              # the chain grows towards the start (extend backward)
     first_known: dict[int, str] = field(default_factory=dict)  # pass 0: position -> given file
-    video: tuple[str, ...] = ()         # restyle source files, in order
+    video: tuple[str, ...] = ()         # restyle source / control files, in order
     notices: tuple[str, ...] = ()
 
     @property
@@ -75,6 +76,10 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
     if not caps.supports(mode):
         raise invalid("mode", f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}",
                       hint="choose another mode or a model that can " + mode)
+    kind = spec.inputs.control_kind
+    if mode == "control" and kind not in caps.control_kinds:
+        raise invalid("inputs.control_kind", f"{caps.family} follows {', '.join(caps.control_kinds) or 'no'} "
+                      f"control, not {kind}", hint="render another control pass or choose another model")
     notes: list[str] = []
     fps = spec.fps or caps.default_fps
     width = _fit_size(caps, "width", spec.width or caps.default_size[0], notes)
@@ -127,22 +132,23 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
                              switches=switch_frames(schedule, fps, total), **chain)
         if mode == "animate":
             first_known[0] = spec.inputs.image
-    else:                           # interpolate and restyle make exactly one pass
-        if mode == "restyle":
+    else:                           # interpolate, restyle and control make exactly one pass
+        if mode in SEQUENCE_MODES:  # a source frame for every frame made
             total = wanted or min(len(sequence), caps.max_frames)
             if total > len(sequence):
-                raise invalid("frames", f"restyle asks for {total} frames but the input has {len(sequence)}",
+                raise invalid(f"inputs.{SEQUENCE_MODES[mode]}", f"{mode} asks for {total} frames but the "
+                              f"sequence has {len(sequence)}",
                               hint="ask for fewer frames or give a longer sequence")
         else:
             total = wanted or caps.default_frames
         total = _clamp_frames(caps, total, notes, "in its one pass")
-        if mode == "restyle" and caps.nearest_frames(total) > len(sequence):
-            fitted = largest_valid(caps, len(sequence), "inputs.frames")
+        if mode in SEQUENCE_MODES and caps.nearest_frames(total) > len(sequence):
+            fitted = largest_valid(caps, len(sequence), f"inputs.{SEQUENCE_MODES[mode]}")
             notes.append(f"frames reduced to {fitted} to fit the {len(sequence)} input frames "
                          f"({caps.family} needs {caps.frame_rule()})")
             total = fitted
         total = _round_frames(caps, total, notes)
-        if mode == "restyle":
+        if mode in SEQUENCE_MODES:
             video = tuple(path for _, path in sequence[:total])
         else:
             first_known = _keyframes(spec, total, notes)
@@ -168,11 +174,13 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
 
 def _sequence(spec: ShotSpec, available: Available) -> tuple[tuple[int, str], ...]:
     """The input frames the shot uses: the listing within ``inputs.frame_range``."""
+    name = SEQUENCE_MODES[spec.mode]
+    ref = getattr(spec.inputs, name)
     if available.sequence is None or not available.sequence:
-        raise SoraError("not_found", f"inputs.frames: no frames found at {spec.inputs.frames}",
-                        field="inputs.frames", hint="render the sequence first, or give a pattern "
-                        "(name.####.exr), a folder or a file")
-    return tuple(select_range(list(available.sequence), str(spec.inputs.frames), spec.inputs.frame_range))
+        raise SoraError("not_found", f"inputs.{name}: no frames found at {ref}", field=f"inputs.{name}",
+                        hint="render the sequence first, or give a pattern (name.####.exr), a folder "
+                        "or a file")
+    return tuple(select_range(list(available.sequence), str(ref), spec.inputs.frame_range))
 
 
 def _fit_size(caps: Capabilities, name: str, value: int, notes: list[str]) -> int:

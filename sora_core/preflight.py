@@ -19,7 +19,9 @@ def available_inputs(spec: ShotSpec) -> planning.Available:
     """List the input sequence once (the planner applies ``inputs.frame_range`` to it)."""
     if spec.mode not in SEQUENCE_MODES:
         return planning.Available()
-    return planning.Available(sequence=tuple((n, str(p)) for n, p in find_sequence(spec.inputs.frames)))
+    name = SEQUENCE_MODES[spec.mode]
+    found = find_sequence(getattr(spec.inputs, name), field=f"inputs.{name}")
+    return planning.Available(sequence=tuple((n, str(p)) for n, p in found))
 
 
 def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
@@ -31,8 +33,11 @@ def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
         raise invalid("model", f"{model.path} holds a {model.pipeline_class or 'unknown'} pipeline, "
                       "which no backend serves", hint="use a Wan, LTX-Video or the bundled model")
     plan = planning.plan(spec, model.capabilities, available_inputs(spec))
-    field_name = "inputs.image" if spec.mode == "animate" else "inputs.keyframes"
-    for path in plan.first_known.values() if spec.mode in ("animate", "interpolate") else ():
+    given = {"animate": ("inputs.image", plan.first_known.values()),
+             "interpolate": ("inputs.keyframes", plan.first_known.values()),
+             "control": ("inputs.reference", [spec.inputs.reference] if spec.inputs.reference else [])}
+    field_name, paths = given.get(spec.mode, ("", ()))
+    for path in paths:
         if not Path(path).expanduser().is_file():
             raise SoraError("not_found", f"{field_name}: file not found: {path}", field=field_name)
     return plan, model, out_dir

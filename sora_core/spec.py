@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .capabilities import ALL_MODES, CHAIN_MODES
+from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS
 from .errors import SoraError, invalid
 
 SPEC_VERSION = 1
@@ -47,11 +47,13 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "inputs.context": (int, 1, 1000),
     "inputs.strength": (float, 0.0, 1.0),
     "inputs.keyframes.index": (int, 0, 100_000),
+    "inputs.control_strength": (float, 0.0, 2.0),
     "output.first_frame": (int, 0, 9_999_999),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ALL_MODES,
     "inputs.direction": DIRECTIONS,
+    "inputs.control_kind": CONTROL_KINDS,
     "passes.match": MATCH_MODES,
     "runtime.dtype": DTYPES,
     "runtime.memory": MEMORY_STRATEGIES,
@@ -81,6 +83,10 @@ class Inputs:
     context: int | None = None          # extend: how many given frames condition the new ones
     keyframes: list[Keyframe] = field(default_factory=list)  # interpolate
     strength: float = 0.6               # restyle: 0 keeps the input, 1 ignores it
+    control: str | None = None          # control: sequence (display-referred) that drives the shot
+    control_kind: str = "layout"        # control: what it shows (depth, edges, pose, layout)
+    control_strength: float = 1.0       # control: how strongly it is followed, where the model can
+    reference: str | None = None        # control: an image for the look (where the model takes one)
 
 
 @dataclass
@@ -223,7 +229,7 @@ class ShotSpec:
             if getattr(self.passes, name) is not None:
                 _check(f"passes.{name}", getattr(self.passes, name))
         _check("passes.match", self.passes.match)
-        if self.mode in ("generate", "restyle") and not self.prompt.strip():
+        if self.mode in ("generate", "restyle", "control") and not self.prompt.strip():
             raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
         self._validate_inputs()
         self._validate_output()
@@ -247,6 +253,11 @@ class ShotSpec:
             raise invalid("inputs.image", "animate needs a still image to start from")
         if mode in ("extend", "restyle") and not inputs.frames:
             raise invalid("inputs.frames", f"{mode} needs a frame sequence (name.####.exr, a folder or a file)")
+        _check("inputs.control_kind", inputs.control_kind)
+        _check("inputs.control_strength", inputs.control_strength)
+        if mode == "control" and not inputs.control:
+            raise invalid("inputs.control", "control needs a control sequence (depth, edges, pose or "
+                          "layout frames: name.####.png, a folder or a file)")
         if mode == "restyle" and inputs.strength <= 0.0:
             raise invalid("inputs.strength", "restyle needs a strength above 0 (0 would return the input)")
         if mode == "interpolate":

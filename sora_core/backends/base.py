@@ -36,6 +36,10 @@ class Request:
     video: np.ndarray | None = None     # restyle source (F, H, W, 3) display sRGB [0, 1]
     strength: float = 1.0               # restyle: 1 regenerates fully, near 0 keeps the source
     fps: float = 24.0                   # playback rate (LTX conditions its positions on it)
+    control: np.ndarray | None = None   # control: (F, H, W, 3) display-referred [0, 1] frames
+    control_kind: str = ""              # control: depth | edges | pose | layout
+    control_strength: float = 1.0       # control: how strongly it is followed
+    reference: np.ndarray | None = None  # control: HxWx3 image for the look, if given
 
 
 class Backend:
@@ -75,6 +79,14 @@ class Backend:
                             field="inputs.image")
         if req.mode in ("extend", "interpolate") and not req.known:
             raise SoraError("invalid_input", f"inputs: {req.mode} needs given frames", field="inputs")
+        if req.mode == "control":
+            if req.control is None or len(req.control) < req.frames:
+                raise SoraError("invalid_input", f"inputs.control: control needs {req.frames} control "
+                                "frames", field="inputs.control")
+            if req.control_kind not in caps.control_kinds:
+                raise SoraError("invalid_input", f"inputs.control_kind: {caps.family} follows "
+                                f"{', '.join(caps.control_kinds) or 'no'} control, not {req.control_kind}",
+                                field="inputs.control_kind")
         if req.mode == "restyle":
             if req.video is None or len(req.video) < req.frames:
                 raise SoraError("invalid_input", f"inputs.frames: restyle needs {req.frames} source "

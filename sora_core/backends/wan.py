@@ -6,7 +6,8 @@
   first and a last frame (``last_image``).
 - ``wan-vace`` (WanVACEPipeline): generate; animate, extend (either direction) and
   interpolate keyframes through a conditioning ``video`` (given frames, grey elsewhere)
-  and a ``mask`` (black = keep the given frame, white = generate).
+  and a ``mask`` (black = keep the given frame, white = generate); control: the control
+  video itself with an all-white mask, optionally a reference image.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ class WanBackend(DiffusersBackend):
 
     def _extend(self, req: Request, on_step: OnStep) -> np.ndarray:
         return self._vace(req, on_step)
+
+    def _control(self, req: Request, on_step: OnStep) -> np.ndarray:
+        """VACE follows a control video (depth, edges, pose, layout) where the mask is all white
+        (generate everything), scaled by ``conditioning_scale``; a reference image sets the look."""
+        from PIL import Image
+
+        video = [loading.to_pil(f) for f in req.control[:req.frames]]
+        mask = [Image.new("L", (req.width, req.height), 255)] * req.frames
+        refs = [loading.to_pil(req.reference)] if req.reference is not None else None
+        return self.call(self.derived("WanVACEPipeline"), req, on_step, video=video, mask=mask,
+                         reference_images=refs, conditioning_scale=float(req.control_strength),
+                         num_frames=req.frames)
 
     def _vace(self, req: Request, on_step: OnStep) -> np.ndarray:
         from PIL import Image

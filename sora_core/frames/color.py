@@ -269,12 +269,14 @@ class ViewTransform:
         return inverse.polish(self, x, lin) if exact else lin
 
 
-def load_conditioning(path: str | os.PathLike, transform: ViewTransform, width: int,
-                      height: int) -> np.ndarray:
+def load_conditioning(path: str | os.PathLike, transform: ViewTransform | None, width: int,
+                      height: int, same_aspect: str = "") -> np.ndarray:
     """An input frame as the model sees it: HxWx3 float32 display-referred in [0, 1].
 
     EXR (scene linear) goes through ``transform.to_display``; PNG/JPEG/TIFF are already
-    display-referred. The image is resized to ``width`` x ``height`` with OpenImageIO.
+    display-referred, as is any file when ``transform`` is None (control passes are data, not
+    pictures). The image is resized to ``width`` x ``height`` with OpenImageIO; with
+    ``same_aspect`` (a field name) a frame of another aspect ratio is refused instead of squeezed.
     """
     import OpenImageIO as oiio
 
@@ -282,10 +284,14 @@ def load_conditioning(path: str | os.PathLike, transform: ViewTransform, width: 
 
     path = Path(path)
     rgb = read_image(path)
-    if path.suffix.lower() in (".exr", ".hdr"):
+    if transform is not None and path.suffix.lower() in (".exr", ".hdr"):
         rgb = transform.to_display(rgb)
     rgb = np.clip(rgb, 0.0, 1.0)
     h, w = rgb.shape[:2]
+    if same_aspect and abs(w / h - width / height) > 0.02 * width / height:
+        raise SoraError("invalid_input", f"{same_aspect}: {path.name} is {w}x{h}, not the shot's aspect "
+                        f"ratio ({width}x{height})", field=same_aspect,
+                        hint="render the control pass at the shot's resolution")
     if (w, h) != (width, height):
         src = oiio.ImageBuf(np.ascontiguousarray(rgb))
         dst = oiio.ImageBufAlgo.resize(src, roi=oiio.ROI(0, width, 0, height, 0, 1, 0, 3))

@@ -91,8 +91,8 @@ def select_range(frames: list[tuple[int, Path]], ref: str,
     return [(n, have[n]) for n in range(first, last + 1)]
 
 
-def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, int] | None = None
-                  ) -> list[tuple[int, Path]]:
+def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, int] | None = None,
+                  field: str = "inputs.frames") -> list[tuple[int, Path]]:
     """The frames a reference names, as ``(number, path)`` sorted by number.
 
     ``frame_range`` ``[first, last]`` (inclusive) keeps those frames and requires all of them.
@@ -100,7 +100,6 @@ def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, in
     """
     ref_s = str(ref)
     path = Path(ref_s).expanduser()
-    field = "inputs.frames"
 
     if path.is_dir():
         groups: dict[tuple[str, str], list[tuple[int, Path]]] = {}

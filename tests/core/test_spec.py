@@ -96,6 +96,27 @@ def test_schema_lists_every_top_level_key_and_mode():
     for key in ("mode", "prompt", "negative_prompt", "model", "seed", "steps", "guidance", "width",
                 "height", "frames", "fps", "inputs", "output"):
         assert key in props
-    assert props["mode"]["enum"] == ["generate", "animate", "extend", "interpolate", "restyle"]
+    assert props["mode"]["enum"] == ["generate", "animate", "extend", "interpolate", "restyle", "control"]
     assert props["inputs"]["properties"]["keyframes"]["items"]["required"] == ["path", "index"]
     assert schema["additionalProperties"] is False
+
+
+def test_the_schema_holds_the_ranges_validation_enforces():
+    """One table feeds both: a farm tool checking specs with the schema refuses what the worker would."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from sora_core.spec import RANGES
+    schema = json_schema()
+    for path, (_kind, low, high) in RANGES.items():
+        node = schema
+        for key in path.split("."):
+            node = node["properties"][key]
+            node = node["anyOf"][0] if "anyOf" in node else node
+            node = node["items"] if node.get("type") == "array" else node
+        assert (node["minimum"], node["maximum"]) == (low, high), path
+    for bad in ({"steps": 0}, {"steps": 1001}, {"inputs": {"strength": 1.5}}, {"fps": 0.0},
+                {"output": {"first_frame": -1}}, {"inputs": {"control_kind": "normals"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"mode": "generate", "prompt": "p", **bad}, schema)
+        with pytest.raises(SoraError):
+            ShotSpec.from_dict({"mode": "generate", "prompt": "p", **bad})
+    jsonschema.validate({"mode": "generate", "prompt": "p", "steps": 1000}, schema)
