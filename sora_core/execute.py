@@ -129,6 +129,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
             writer = _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit,
                                  job_id, progress, is_cancelled, timer, backend.identity, clock,
                                  first=_context_numbers(plan, after) if after else ())
+            display = known = None      # the pass's frames live until written, not through the next pass
         if writer is not None:
             writer.wait()
     except BaseException as exc:
