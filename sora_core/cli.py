@@ -17,6 +17,7 @@ import time
 from . import __version__, protocol
 from .capabilities import ALL_MODES, CONTROL_KINDS
 from .errors import EXIT_OK, SoraError
+from .provenance import cli as provenance_cli
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
 
 
@@ -85,6 +86,7 @@ def _add_run_flags(p: argparse.ArgumentParser, dry_run: bool = False) -> None:
     p.add_argument("--models-dir", action="append", default=[], help="extra folder of models")
     p.add_argument("--python", default=None, help="Python that runs the worker (default: this one)")
     p.add_argument("--json", action="store_true", help="print the worker's events as JSON lines")
+    provenance_cli.add_sign_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-root", default=None,
                    help="folder the output must stay inside (default: $SORA_OUTPUT_ROOT or .)")
     p.add_argument("--json", action="store_true", help="print events as JSON lines (for hosts)")
+    provenance_cli.add_sign_flags(p)
     p = sub.add_parser("sheet", help="write a contact-sheet PNG of a shot folder")
     p.add_argument("shot", help="shot folder (with manifest.json)")
     p.add_argument("-o", "--output", help="PNG path (default: <shot>/contact_sheet.png)")
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
+    provenance_cli.add_commands(sub)
     from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
     farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
@@ -268,7 +272,7 @@ def run_spec(spec: ShotSpec, args) -> int:
     if getattr(args, "dry_run", False):
         print_plan(plan, out_dir)
         return EXIT_OK
-    env = {}
+    env = provenance_cli.sign_env(args)
     if args.models_dir:
         env["SORA_MODELS"] = os.pathsep.join(
             [os.path.abspath(d) for d in args.models_dir] + [p for p in os.environ.get("SORA_MODELS", "").split(os.pathsep) if p])
@@ -359,6 +363,7 @@ def shot_info(args) -> int:
         src = manifest["source"]
         print(f"source {src.get('path')} sha256 {src.get('sha256', '')[:16]}... "
               f"C2PA claim generator: {src.get('c2pa_claim_generator') or 'none'}")
+    print(provenance_cli.status_line(os.path.dirname(path) or "."))
     timings = manifest.get("timings") or {}
     if timings:
         print("seconds (colour and write run on the frame pool while the next pass denoises):")
@@ -377,10 +382,14 @@ def cmd_ingest(args) -> int:
                         f"{root}", field="out", hint="use a path inside the output root, or choose it "
                         "with --output-root or the SORA_OUTPUT_ROOT environment variable")
     color = {"config": args.ocio_config, "display": args.display, "view": args.view, "look": args.look}
+    from .provenance.sign import shot_signer, sign_shot
+
+    signer = shot_signer(args.sign_cert, args.sign_key)     # a configured identity checked first
     show = (lambda e: print(json.dumps(e), flush=True)) if args.json else Progress()
     try:
         manifest = ingest(args.src, out, args.name, color, first_frame=args.first_frame, fps=args.fps,
                           emit=show)
+        sign_shot(out, signer)
     except SoraError as err:
         if args.json:
             print(json.dumps(err.to_event()), flush=True)
@@ -402,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "ingest":
             return cmd_ingest(args)
+        if args.command in provenance_cli.COMMANDS:
+            return provenance_cli.main(args)
         if args.command == "sheet":
             from .contact_sheet import contact_sheet
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),

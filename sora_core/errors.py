@@ -13,6 +13,7 @@ EXIT_CODES: dict[str, tuple[int, bool]] = {
     "out_of_memory": (75, True),    # device or host memory exhausted
     "device_busy": (75, True),      # accelerator held by someone else
     "worker_died": (75, True),      # worker process vanished mid-job (killed, crashed)
+    "verification_failed": (65, False),  # content does not match what was signed (sora verify)
     "cancelled": (130, False),      # stopped by the user
     "internal": (1, False),         # a bug or anything unexpected
 }

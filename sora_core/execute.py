@@ -7,7 +7,8 @@ Heavy half: imported by the worker only. The spec walks down once:
                as they are on disk, exactly what a resume sees), drift-corrected;
   3. write     each pass's frames converted and written on the frame pool (``writing``) while the
                next pass denoises; the frames the next pass needs are written first;
-  4. manifest  rewritten after every pass (``shot_state``), ``complete`` at the end.
+  4. manifest  rewritten after every pass (``shot_state``), ``complete`` at the end, then signed
+               (``provenance``: ``manifest.jws`` and the C2PA sidecar) when an identity is set up.
 
 Memory stays flat as a shot grows: a pass's frames are held until written, never the shot's.
 """
@@ -25,6 +26,7 @@ from .longshot import drift_correction, positions
 from .manifest import MANIFEST_NAME
 from .preflight import plan_shot
 from .progress import ShotProgress
+from .provenance.sign import clear_signatures, shot_signer, sign_shot
 from .shot_state import ShotState
 from .spec import ShotSpec
 from .timings import ShotTimings
@@ -42,6 +44,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     is finished first.
     """
     plan, model, out_dir = plan_shot(spec, output_root, models_dirs)   # before any heavy import
+    signer = shot_signer()          # a configured signing identity is loaded and checked first
     state = ShotState(plan, out_dir)
     clock = ShotTimings(state.pass_timings)
 
@@ -57,7 +60,9 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
         note(message)
     if state.complete:
         note("this shot is already complete in its folder; nothing to do")
+        sign_shot(out_dir, signer)
         return _done(plan, state, job_id, cache, clock.as_dict())
+    clear_signatures(out_dir)       # the manifest is about to change: old signatures would lie
     if state.passes:
         note(f"resuming after pass {len(state.passes)} of {len(plan.passes)}")
 
@@ -142,6 +147,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
         raise
     final = clock.as_dict()
     state.write(backend.identity, final, complete=True)
+    sign_shot(out_dir, signer)
     return _done(plan, state, job_id, cache, final)
 
 
