@@ -217,11 +217,15 @@ class ViewTransform:
 
     def apply(self, pixels: np.ndarray, inverse: bool = False, processor=None) -> np.ndarray:
         """Run a processor on any (..., 3) array; returns a new float32 array of that shape."""
-        a = np.array(pixels, dtype=np.float32, order="C", copy=True)
+        return self._apply_in_place(np.array(pixels, dtype=np.float32, order="C", copy=True),
+                                    processor or self.processor(inverse))
+
+    @staticmethod
+    def _apply_in_place(a: np.ndarray, processor) -> np.ndarray:
         if a.shape[-1] != 3:
             raise SoraError("internal", f"colour transform wants (..., 3) pixels, got {a.shape}")
         if a.size:
-            (processor or self.processor(inverse)).applyRGB(a.reshape(-1, 3))
+            processor.applyRGB(a.reshape(-1, 3))
         return a
 
     @property
@@ -258,9 +262,9 @@ class ViewTransform:
         (:mod:`.inverse`) answers; ``exact=True`` polishes each pixel with the solver (seconds a
         frame), which ``None`` does only where the baked table is too coarse (``inverse_mode``).
         """
-        x = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+        x = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)     # a new array
         if self.exact_inverse:
-            return self.apply(x, inverse=True)
+            return self._apply_in_place(np.ascontiguousarray(x), self.processor(True))
         from . import inverse
 
         lin = self.apply(x, processor=inverse.baked_processor(self))

@@ -138,7 +138,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         spec = inp.spec()
         names = list(spec.channelnames) or [f"c{i}" for i in range(spec.nchannels)]
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+        chans = _rgb_channels(names)
+        first = chans[0]
+        adjacent = chans == [first, first + 1, first + 2]   # read just those, with no copy after
+        begin, end = (first, first + 3) if adjacent else (0, spec.nchannels)
+        pixels = inp.read_image(0, 0, begin, end, oiio.FLOAT)
         err = inp.geterror()
     finally:
         inp.close()
@@ -146,8 +150,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise SoraError("invalid_input", f"cannot read {path}: the file is corrupt or truncated"
                         + (f" ({err.strip().splitlines()[0]})" if err.strip() else ""),
                         hint="re-render or re-export the frame")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
-    rgb = pixels[..., _rgb_channels(names)]
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, end - begin)
+    rgb = pixels if adjacent else pixels[..., chans]
     if not np.isfinite(rgb).all():
         rgb = np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0)
     return np.ascontiguousarray(rgb, dtype=np.float32)
