@@ -17,6 +17,8 @@ from pathlib import Path
 
 import bpy
 
+from sora_core.frames.sequence import fill_pattern
+
 LINEAR = "Linear Rec.709"
 
 
@@ -50,9 +52,7 @@ def load_sequence(done: dict, label: str):
     """An image datablock for the shot's frames (first frame file, source SEQUENCE)."""
     folder = Path(done["dir"])
     first = int(done["first_frame"])
-    pattern = done.get("pattern") or "shot.####.exr"
-    digits = pattern.count("#")
-    first_file = folder / pattern.replace("#" * digits, str(first).zfill(digits))
+    first_file = folder / fill_pattern(done.get("pattern") or "shot.####.exr", first)
     image = bpy.data.images.load(str(first_file), check_existing=False)
     image.name = label
     path = blend_path(first_file)
@@ -129,9 +129,8 @@ def add_sequencer_strip(scene, done: dict, shot: str):
         strips.remove(old)
     folder = Path(done["dir"])
     pattern = done.get("pattern") or "shot.####.exr"
-    digits = pattern.count("#")
     first = int(done["first_frame"])
-    names = [pattern.replace("#" * digits, str(first + i).zfill(digits)) for i in range(int(done["frames"]))]
+    names = [fill_pattern(pattern, first + i) for i in range(int(done["frames"]))]
     strip = strips.new_image(name=shot, filepath=str(folder / names[0]), channel=channel, frame_start=first)
     for name in names[1:]:
         strip.elements.append(name)

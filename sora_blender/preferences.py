@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences, PropertyGroup
 
-from . import runtime
-
-ADDON_ID = runtime.ADDON_ID
+from . import live, models
+from .settings import ADDON_ID, get_prefs
+from .worker import setup
+from .worker.python import worker_python
 
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when present, then Apple MPS, else CPU"),
@@ -32,7 +35,14 @@ MEMORY_ITEMS = [
 
 def _rescan_models(_self, _context) -> None:
     """A model folder was edited: the model list is read again on its next use."""
-    runtime.scan_models(force=True)
+    models.scan_models(force=True)
+
+
+def worker_status(prefs) -> tuple[str, str]:
+    """(the Python the worker uses, why the set-up venv is not used): looked up once per change
+    of the preference (or a set-up's end), not on every redraw of the preferences."""
+    key = (prefs.worker_python, os.environ.get("SORA_WORKER_PYTHON"), setup.setup_running(), live.generation)
+    return live.memo("worker", "", key, lambda: (worker_python(prefs), setup.setup_problem(prefs)))
 
 
 class SORA_PG_model_folder(PropertyGroup):
@@ -68,16 +78,16 @@ class SORA_AP_preferences(AddonPreferences):
         box = layout.box()
         box.label(text="Worker", icon="CONSOLE")
         box.prop(self, "worker_python")
-        box.label(text=f"Uses: {runtime.worker_python(self)}")
-        problem = runtime.setup_problem(self)
+        python, problem = worker_status(self)
+        box.label(text=f"Uses: {python}")
         if problem:
-            for i, line in enumerate(runtime.setup_problem_lines(problem)):
+            for i, line in enumerate(setup.setup_problem_lines(problem)):
                 box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         box.prop(self, "pip_args")
         row = box.row()
         row.operator("sora.setup_worker", icon="IMPORT")
         row.operator("sora.check_worker", icon="CHECKMARK")
-        for line in runtime.worker_report_lines():
+        for line in setup.worker_report_lines():
             box.label(text=line)
 
         box = layout.box()
@@ -90,13 +100,13 @@ class SORA_AP_preferences(AddonPreferences):
             op = row.operator("sora.model_folder_remove", text="", icon="X")
             op.index = i
         box.operator("sora.model_folder_add", icon="ADD")
-        for info in runtime.scan_models():
+        for info in models.scan_models():
             caps = info.capabilities
             text = f"{info.name}: {info.family or 'unsupported pipeline ' + info.pipeline_class}"
             if caps:
                 text += f" | {', '.join(caps.modes)} | {caps.frame_rule()} frames up to {caps.max_frames}"
             box.label(text=text, icon="PACKAGE" if info.bundled else "NODE_MATERIAL")
-        if not runtime.scan_models():
+        if not models.scan_models():
             box.label(text="No models found (the bundled model's weights are missing?)", icon="ERROR")
 
         box = layout.box()
@@ -113,7 +123,7 @@ class SORA_OT_model_folder_add(bpy.types.Operator):
     bl_options = {"INTERNAL"}
 
     def execute(self, context):
-        prefs = runtime.get_prefs(context)
+        prefs = get_prefs(context)
         if hasattr(prefs, "model_folders"):
             prefs.model_folders.add()
         return {"FINISHED"}
@@ -126,10 +136,10 @@ class SORA_OT_model_folder_remove(bpy.types.Operator):
     index: IntProperty()
 
     def execute(self, context):
-        prefs = runtime.get_prefs(context)
+        prefs = get_prefs(context)
         if hasattr(prefs, "model_folders") and 0 <= self.index < len(prefs.model_folders):
             prefs.model_folders.remove(self.index)
-            runtime.scan_models(force=True)
+            models.scan_models(force=True)
         return {"FINISHED"}
 
 

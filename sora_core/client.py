@@ -184,6 +184,18 @@ class WorkerClient:
         self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, args=(proc,), daemon=True).start()
 
+    @property
+    def busy(self) -> bool:
+        """A job was sent that the worker has not ended yet."""
+        return any(not job._terminal_seen for job in list(self._jobs.values()))
+
+    def shutdown(self) -> None:
+        """Ask the worker to exit after its jobs, without waiting (:meth:`close` waits)."""
+        try:
+            self._send(protocol.shutdown_command())
+        except SoraError:
+            pass
+
     def close(self, timeout: float = 10.0) -> None:
         """Ask the worker to shut down, then terminate and kill it if it lingers."""
         proc = self._proc

@@ -152,6 +152,9 @@ class ViewTransform:
         self.look = look or ""
         if self.look:
             looks = list(cfg.getLookNames())
+            short = self.look.split(" - ", 1)[-1]
+            if self.look not in looks and short in looks:
+                self.look = short           # Blender shows some looks as "<view> - <look>"
             if self.look not in looks:
                 raise invalid("color.look", f"{self.look!r} is not a look of {where}; "
                               f"choose from: {', '.join(looks) or 'none'}")

@@ -47,8 +47,8 @@ def scene(sora_addon, tmp_path):
     # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
     sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
     props = sc.sora
-    for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "state",
-                 "last_error", "last_hint", "notices", "message", "last_dir", "phase", "step", "total", "progress", "use_scene_frames", "use_scene_size",
+    for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "frames",
+                 "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength"):
         props.property_unset(name)
@@ -56,6 +56,7 @@ def scene(sora_addon, tmp_path):
         for node in list(sc.node_tree.nodes):
             if node.bl_idname == "CompositorNodeImage":
                 sc.node_tree.nodes.remove(node)
+    sora_addon.live.clear()             # no live state from the test before
     yield sc
     prefs.output_dir = ""
 

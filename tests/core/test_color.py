@@ -186,3 +186,12 @@ def test_processors_are_built_once_and_shared_across_threads():
         threaded = list(pool.map(t.to_linear, frames))
     for frame, lin in zip(frames, threaded):
         assert np.array_equal(lin, t.to_linear(frame))
+
+
+def test_a_look_named_the_blender_way_is_found_under_its_config_name():
+    """Blender shows some looks as '<view> - <look>'; the add-on passes that name as it is."""
+    t = ViewTransform(BLENDER_CONFIG, "sRGB", "Filmic", "Filmic - Medium High Contrast")
+    assert t.look == "Medium High Contrast"
+    assert ViewTransform(BLENDER_CONFIG, "sRGB", "AgX", "AgX - Punchy").look == "AgX - Punchy"
+    with pytest.raises(SoraError, match="not a look"):
+        ViewTransform(BLENDER_CONFIG, "sRGB", "AgX", "AgX - Nope")
