@@ -8,6 +8,8 @@ import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences, PropertyGroup
 
+from sora_core.spec import DTYPES, MEMORY_STRATEGIES
+
 from . import live, models
 from .settings import ADDON_ID, get_prefs
 from .worker import setup
@@ -19,18 +21,16 @@ DEVICE_ITEMS = [
     ("cuda", "CUDA", "First NVIDIA GPU"),
     ("mps", "Apple MPS", "Apple silicon GPU"),
 ]
-DTYPE_ITEMS = [
-    ("auto", "Auto", "float16/bfloat16 on a GPU, float32 on the CPU"),
-    ("float32", "float32", ""),
-    ("float16", "float16", ""),
-    ("bfloat16", "bfloat16", ""),
-]
-MEMORY_ITEMS = [
-    ("none", "None", "Keep the whole model on the device (fastest)"),
-    ("model_cpu_offload", "Model CPU Offload", "Move each sub-model to the device only while it runs"),
-    ("group_offload", "Group Offload", "Offload layer groups (lowest GPU memory, slower)"),
-    ("vae_tiling", "VAE Tiling", "Decode frames in tiles (helps large sizes)"),
-]
+_DTYPE_TEXT = {"auto": ("Auto", "float16/bfloat16 on a GPU, float32 on the CPU")}
+_MEMORY_TEXT = {
+    "none": ("None", "Keep the whole model on the device (fastest)"),
+    "model_cpu_offload": ("Model CPU Offload", "Move each sub-model to the device only while it runs"),
+    "group_offload": ("Group Offload", "Offload layer groups (lowest GPU memory, slower)"),
+    "vae_tiling": ("VAE Tiling", "Decode frames in tiles (helps large sizes)"),
+}
+# the values are the core's own lists (what validation accepts); only the wording is here
+DTYPE_ITEMS = [(d, *_DTYPE_TEXT.get(d, (d, ""))) for d in DTYPES]
+MEMORY_ITEMS = [(m, *_MEMORY_TEXT.get(m, (m.replace("_", " ").title(), ""))) for m in MEMORY_STRATEGIES]
 
 
 def _rescan_models(_self, _context) -> None:

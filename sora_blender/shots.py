@@ -129,7 +129,7 @@ CHAIN_MODES = core_caps.CHAIN_MODES
 
 
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
-               available: int | None = None, fps: float | None = None) -> planning.Plan:
+               available: int | None = None, fps: float | None = None, changes=()) -> planning.Plan:
     """The core planner's Plan of a request on ``caps`` (frames, size, passes, notices).
 
     For extend, ``frames`` counts new frames and ``available`` is how many rendered frames there
@@ -145,7 +145,9 @@ def fit_values(caps, mode: str, frames: int, width: int, height: int, context: i
     if mode == "interpolate":
         inputs["keyframes"] = [{"path": "a.exr", "index": 0}, {"path": "b.exr", "index": max(frames - 1, 1)}]
     spec = ShotSpec.from_dict({"mode": mode, "prompt": "preview", "frames": frames, "width": width,
-                               "height": height, "fps": fps, "inputs": inputs})
+                               "height": height, "fps": fps, "inputs": inputs,
+                               "prompt_schedule": [{"start": c.start, "prompt": c.prompt} for c in changes]
+                               if mode in CHAIN_MODES else []})
     sequence = tuple((n, f"preview.{n:04d}.exr") for n in range(1, count + 1))
     return planning.plan(spec, caps, planning.Available(sequence=sequence))
 
@@ -199,7 +201,8 @@ def fit(scene, props) -> Fit:
         except SoraError:
             pass
     try:
-        p = fit_values(caps, mode, frames, width, height, props.context_frames, available, fps)
+        p = fit_values(caps, mode, frames, width, height, props.context_frames, available, fps,
+                       schedule.to_spec(props))     # prompt switches start passes too
     except SoraError as exc:
         result.problem = exc.message
         return result

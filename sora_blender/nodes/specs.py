@@ -110,7 +110,7 @@ def node_spec(node, scene) -> ShotSpec:
                   node.context_frames if mode == "extend" else 0, shot, a, b)
     width, height = shots.scene_size(scene)
     fps = scene.render.fps / scene.render.fps_base
-    fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps)
+    fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps, changes)
     if mode == "interpolate":
         inputs.keyframes[1].index = fitted.total - 1
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,

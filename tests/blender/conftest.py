@@ -69,3 +69,17 @@ def tiny_wan_t2v_path(tmp_path_factory):
             "tiny_models.BUILDERS['wan-t2v'](__import__('pathlib').Path(sys.argv[1]))")
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
     return str(folder)
+
+
+@pytest.fixture
+def tick_until(sora_addon):
+    """Pump the add-on's task timer by hand (the bpy module runs no timers) until ``cond()``."""
+    import time
+
+    def run(cond, timeout=180.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            sora_addon.tasks.tick()
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
+    return run

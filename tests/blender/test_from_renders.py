@@ -112,6 +112,6 @@ def test_extend_backward_past_frame_zero_says_what_to_do_in_blender(scene, rende
     with pytest.raises(RuntimeError, match="below 0"):
         bpy.ops.sora.generate()
     assert job(scene).state == "ERROR" and "below 0" in job(scene).error
-    assert "render from frame 13 or later" in props.last_hint and "first_frame" not in props.last_hint
+    assert "render from frame 13 or later" in job(scene).hint and "first_frame" not in job(scene).hint
     root = Path(bpy.context.preferences.addons["sora_blender"].preferences.output_dir)
     assert not (root / "ext_too_far").exists() or not any((root / "ext_too_far").iterdir())

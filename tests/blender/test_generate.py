@@ -144,14 +144,6 @@ def test_invalid_request_reports_field_and_hint(scene, blender_model):
     assert job(scene).state == "ERROR" and "prompt" in job(scene).error
 
 
-def _tick_until(tasks, cond, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        tasks.tick()
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -160,7 +152,7 @@ def _alive(pid):
         return False
 
 
-def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_addon, tmp_path):
+def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_addon, tmp_path, tick_until):
     tasks, service, live = sora_addon.tasks, sora_addon.worker.service, sora_addon.live
     props = scene.sora
     props.model, props.prompt, props.steps, props.shot_name = blender_model, "a blue box", 200, "cancelme"
@@ -168,10 +160,10 @@ def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_a
     task = tasks.get_task(f"scene:{scene.name}")
     job = live.job(scene)
     assert task is not None and not task.finished and job.state == "RUNNING"
-    _tick_until(tasks, lambda: job.phase == "denoise" and job.step >= 1)
+    tick_until(lambda: job.phase == "denoise" and job.step >= 1)
     assert 0 < job.overall < 1 and "%" in job.message
     assert bpy.ops.sora.cancel() == {"FINISHED"}
-    _tick_until(tasks, lambda: task.finished)
+    tick_until(lambda: task.finished)
     assert task.state == "cancelled" and job.state == "CANCELLED"
     shot = Path(sora_addon.settings.get_prefs().output_dir) / "cancelme"
     assert not props.last_dir and job.kept is None and job.resume is None   # one pass: nothing kept
@@ -189,7 +181,8 @@ def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_a
     assert service.worker_pid() is None
 
 
-def test_a_file_saved_mid_job_reopens_with_no_running_state(scene, blender_model, sora_addon, tmp_path):
+def test_a_file_saved_mid_job_reopens_with_no_running_state(scene, blender_model, sora_addon, tmp_path,
+                                                            tick_until):
     """Live state is never written into the .blend: a file saved mid-job (scene job and a node
     running) reopens idle, and Generate works."""
     tasks, live = sora_addon.tasks, sora_addon.live
@@ -201,7 +194,7 @@ def test_a_file_saved_mid_job_reopens_with_no_running_state(scene, blender_model
     live.node(node).status, live.node(node).message = "running", "denoise 3/200"
     assert bpy.ops.sora.generate(run_in="TIMER") == {"FINISHED"}
     job = live.job(scene)
-    _tick_until(tasks, lambda: job.phase == "denoise" and job.step >= 1)
+    tick_until(lambda: job.phase == "denoise" and job.step >= 1)
     blend = tmp_path / "midjob.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
     bpy.ops.wm.open_mainfile(filepath=str(blend))
@@ -227,7 +220,8 @@ def draw_panel(log):
     bpy.types.SORA_PT_view3d.draw(Self(log), bpy.context)
 
 
-def test_first_generate_returns_at_once_and_disable_kills_the_worker_at_once(scene, blender_model, sora_addon):
+def test_first_generate_returns_at_once_and_disable_kills_the_worker_at_once(scene, blender_model, sora_addon,
+                                                                           tick_until):
     """The worker starts (imports torch, says hello) in a thread: the first Generate returns in
     < 50 ms; disabling the add-on mid-job returns in < 200 ms and the worker is gone."""
     import addon_utils
@@ -244,7 +238,7 @@ def test_first_generate_returns_at_once_and_disable_kills_the_worker_at_once(sce
     first_ms = (time.perf_counter() - t0) * 1000
     job = live.job(scene)
     assert job.state == "RUNNING" and service.starting()
-    _tick_until(tasks, lambda: job.phase == "denoise" and job.step >= 1)
+    tick_until(lambda: job.phase == "denoise" and job.step >= 1)
     pid = service.worker_pid()
     assert pid and _alive(pid)
     t0 = time.perf_counter()

@@ -4,7 +4,6 @@ and Prompt node) switches the prompt at its frame."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import bpy
@@ -73,6 +72,7 @@ def test_long_shot_with_a_prompt_schedule_from_the_panel(scene, sora_addon, blen
         bpy.types.SORA_PT_view3d.draw(Self(log), bpy.context)
         text = " ".join(e[1] for e in log if e[0] == "label")
         assert text.count("long shot:") == 1, text      # the planner's and the worker's notice: once
+        assert f"Frames: 40 in {len(passes)} passes" in text    # the panel planned what the worker made
     finally:
         props.prompt_schedule.remove(0)
         scene.render.fps = 24
@@ -96,15 +96,7 @@ def test_prompt_node_schedule_reaches_the_spec(scene, sora_addon):
         bpy.data.node_groups.remove(tree)
 
 
-def _tick_until(tasks, cond, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        tasks.tick()
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def test_cancel_keeps_finished_passes_shows_them_and_resumes(scene, sora_addon, blender_model):
+def test_cancel_keeps_finished_passes_shows_them_and_resumes(scene, sora_addon, blender_model, tick_until):
     """Cancel removes only the unfinished pass; the kept frames are in the compositor, the panel
     says so and offers Resume, which finishes the shot in the same folder."""
     props, tasks = scene.sora, sora_addon.tasks
@@ -118,10 +110,10 @@ def test_cancel_keeps_finished_passes_shows_them_and_resumes(scene, sora_addon, 
     assert ("prop", "use_scene_frames", True) in log
     assert bpy.ops.sora.generate(run_in="TIMER") == {"FINISHED"}
     state = job(scene)
-    _tick_until(tasks, lambda: state.pass_index >= 2 and state.step >= 3)
+    tick_until(lambda: state.pass_index >= 2 and state.step >= 3)
     assert state.passes == 3 and state.message.startswith("pass 2/3 ")
     assert bpy.ops.sora.cancel() == {"FINISHED"}
-    _tick_until(tasks, lambda: tasks.get_task(f"scene:{scene.name}") is None)
+    tick_until(lambda: tasks.get_task(f"scene:{scene.name}") is None)
     assert state.state == "CANCELLED" and state.kept is not None and state.resume is not None
     folder = Path(state.kept["dir"])
     kept = sorted(folder.glob("halfway.*.exr"))

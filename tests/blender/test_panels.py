@@ -43,6 +43,10 @@ class FakeLayout:
         assert name in data.bl_rna.properties
         self.log.append(("prop_search", name, self.enabled))
 
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **kwargs):
+        assert name in data.bl_rna.properties and active_name in active_data.bl_rna.properties
+        self.log.append(("template_list", name, self.enabled))
+
     def template_ID(self, data, name, **kwargs):
         assert name in data.bl_rna.properties
         self.log.append(("template_ID", name, self.enabled))
