@@ -177,7 +177,7 @@ def model_info(ref: str):
     for info in scan_models():
         if info.name == ref or str(info.path) == ref:
             return info, info.capabilities, "" if info.capabilities else \
-                f"{info.pipeline_class} pipelines are not supported"
+                (info.problem or f"{info.pipeline_class} pipelines are not supported")
     if ref in BUNDLED:
         return None, FAMILIES.get(ref), f"the bundled model {ref} has no weights installed yet"
     try:
@@ -185,7 +185,7 @@ def model_info(ref: str):
     except SoraError as exc:
         return None, None, exc.message
     return info, info.capabilities, "" if info.capabilities else \
-        f"{info.pipeline_class} pipelines are not supported"
+        (info.problem or f"{info.pipeline_class} pipelines are not supported")
 
 
 def model_ref_for_spec(ref: str) -> str:

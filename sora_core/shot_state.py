@@ -26,6 +26,7 @@ class ShotState:
         self.passes: list[dict] = []
         self.complete = False
         self.color: dict = {}
+        self.audio: dict | None = None          # the sound track's record (<name>.wav), if any
         self.pass_timings: list[dict] = []      # what the finished passes of earlier runs took
         path = out_dir / MANIFEST_NAME
         if not path.is_file():
@@ -57,9 +58,11 @@ class ShotState:
         software = {"generator": GENERATOR, "version": __version__, "python": platform.python_version()}
         resolved = plan.spec.to_dict()
         resolved.update(width=plan.width, height=plan.height, steps=plan.steps, guidance=plan.guidance,
-                        fps=plan.fps)
+                        guidance_2=plan.guidance_2, fps=plan.fps)
         manifest = build_manifest(resolved, dict(identity), self.records, timings, list(plan.notices),
                                   f"{plan.spec.output.name}.####.exr", software)
         manifest.update(status="complete" if complete else "partial", resume_key=self.key,
                         passes=self.passes, passes_total=len(plan.passes), color=self.color)
+        if self.audio:
+            manifest["audio"] = self.audio
         return write_manifest(self.out_dir, manifest)

@@ -1,0 +1,69 @@
+"""A shot's sound track (LTX-2 makes one): the part of each pass that belongs to the frames it
+wrote, joined in shot order and written as ``<name>.wav`` (16-bit PCM, standard library
+``wave``) beside the frames, atomically like the frames.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from .exr import temp_path_for
+
+
+def frames_span(samples: np.ndarray, rate: int, fps: float, first: int, count: int) -> np.ndarray:
+    """The samples under frames ``first .. first+count-1`` of a pass (``samples``: (N, C)),
+    padded with silence where the model made less, so the track lasts exactly as the frames."""
+    per_frame = rate / float(fps)
+    start, stop = round(first * per_frame), round((first + count) * per_frame)
+    span = samples[start:stop]
+    if len(span) < stop - start:
+        span = np.concatenate([span, np.zeros((stop - start - len(span), samples.shape[1]), samples.dtype)])
+    return span
+
+
+class SoundTrack:
+    """The sound of the passes made so far, in shot order (a backward chain prepends)."""
+
+    def __init__(self, backward: bool = False):
+        self.backward = backward
+        self.parts: list[np.ndarray] = []
+        self.rate: int | None = None
+
+    def add(self, samples: np.ndarray, rate: int) -> None:
+        if self.rate is not None and rate != self.rate:
+            raise ValueError(f"sound of {rate} Hz after {self.rate} Hz")
+        self.rate = rate
+        if self.backward:
+            self.parts.insert(0, samples)
+        else:
+            self.parts.append(samples)
+
+    def write(self, path: Path) -> dict | None:
+        """Write the track; the manifest's record of it (None when there is no sound)."""
+        if not self.parts or self.rate is None:
+            return None
+        samples = np.concatenate(self.parts)
+        write_wav(path, samples, self.rate)
+        return {"path": path.name, "sample_rate": self.rate, "channels": int(samples.shape[1]),
+                "seconds": round(len(samples) / self.rate, 4)}
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """(N, C) float samples in [-1, 1] -> 16-bit PCM WAV, via a hidden temporary name."""
+    pcm = (np.clip(np.nan_to_num(samples), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    tmp = temp_path_for(Path(path))
+    try:
+        with wave.open(str(tmp), "wb") as out:
+            out.setnchannels(int(pcm.shape[1]))
+            out.setsampwidth(2)
+            out.setframerate(int(rate))
+            out.writeframes(np.ascontiguousarray(pcm).tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Path(path)
