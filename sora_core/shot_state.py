@@ -4,8 +4,9 @@ The manifest is written before the first frame (claiming the folder for this spe
 after each finished pass with ``status: partial`` and at the end with ``status: complete``; it
 lists only frames that are fully written, so a cancel, a crash or a kill leaves a folder that
 says exactly what is there, and running the same spec again resumes after the last finished
-pass. A folder holding another shot (another spec's manifest, or frames no manifest lists) is
-refused, never mixed, unless the spec says ``output.overwrite``. Light half (standard library).
+pass. A folder holding another shot (another spec's manifest, or files under the names this
+shot writes that no manifest lists) is refused, never mixed, unless the spec says
+``output.overwrite``. Light half (standard library).
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ class ShotState:
         self.pass_timings = [t for t in (old.get("timings") or {}).get("passes", []) if t.get("pass") in kept]
 
     def _frame_files(self) -> list[str]:
-        prefix = self.plan.spec.output.name + "."
-        return sorted(n for n in _names(self.out_dir) if n.startswith(prefix) and n.endswith(".exr"))
+        """Files already under the names this shot writes (other frames beside it are left alone)."""
+        from .frames.sequence import frame_name
+
+        mine = {frame_name(self.plan.spec.output.name, n) for n in self.plan.numbers}
+        return sorted(mine.intersection(_names(self.out_dir)))
 
     def claim(self, identity: dict, timings: dict) -> None:
         """Make the folder this shot's before the first frame: another shot there is refused
