@@ -1,33 +1,28 @@
 """Frame files through OpenImageIO: atomic half-float EXR out, EXR/PNG/JPEG in.
 
-Heavy half (imports OpenImageIO). ``write_exr`` writes to a hidden temporary name in the
-destination folder and ``os.replace``s it, so a reader (the compositor, a farm checker)
-never sees half a frame; the temporary file is removed on any failure.
+Heavy half (imports OpenImageIO). ``write_exr`` writes to a hidden, random, exclusively created
+temporary name in the destination folder held open (``safe_write.Folder``) and renames it, so a
+reader (the compositor, a farm checker) never sees half a frame and a planted link is never
+followed; the temporary file is removed on any failure.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SoraError
+from ..safe_write import DISK_FULL, Folder, os_failure, probe_errno
 
 COMPRESSIONS = ("zip", "piz")
 STORED_TYPES = {"uint8": "UINT8", "uint16": "UINT16"}    # integer files read as stored
-TEMP_MARK = ".sora-tmp-"      # hidden temporary names: ".<name>.sora-tmp-<id>.exr"
 
 
 def _oiio():
     import OpenImageIO as oiio
     return oiio
-
-
-def temp_path_for(path: Path) -> Path:
-    """The hidden temporary name ``write_exr`` uses next to ``path`` (same folder, same disk)."""
-    return path.with_name(f".{path.stem}{TEMP_MARK}{uuid.uuid4().hex[:12]}{path.suffix}")
 
 
 def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | None = None,
@@ -37,8 +32,19 @@ def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | 
     ``attrs`` become string header attributes (provenance such as ``sora:prompt``).
     ``compression`` is ``zip`` or ``piz``. Returns the final path.
     """
-    oiio = _oiio()
     path = Path(path)
+    with Folder.open(path.parent) as folder:
+        write_exr_in(folder, path.name, rgb, attrs, compression)
+    return path
+
+
+def write_exr_in(folder: Folder, name: str, rgb: np.ndarray, attrs: dict[str, str] | None = None,
+                 compression: str = "zip") -> str:
+    """``write_exr`` into a folder held open (``safe_write``); returns the file's sha256.
+
+    No wall-clock header (OpenImageIO would stamp ``DateTime``): the same image and attributes
+    give the same bytes, so a resumed shot's hashes equal an uninterrupted run's."""
+    oiio = _oiio()
     if compression not in COMPRESSIONS:
         raise SoraError("invalid_input", f"EXR compression {compression!r} is not one of "
                         f"{', '.join(COMPRESSIONS)}", field="compression")
@@ -53,30 +59,32 @@ def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | 
     spec.attribute("compression", compression)
     for key, value in (attrs or {}).items():
         spec.attribute(str(key), str(value))
+    spec.attribute("DateTime", "")          # empty: not written
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
+    def fill(fd: int, target: str) -> None:
         out = oiio.ImageOutput.create("openexr")
         if out is None:
             raise SoraError("internal", f"OpenImageIO cannot write EXR: {oiio.geterror()}")
-        if not out.open(str(tmp), spec):
-            raise SoraError("internal", f"cannot write {path}: {out.geterror()}",
-                            hint="check that the output folder is writable and has space")
+        if not out.open(target, spec):
+            raise _failed(fd, folder.path / name, out.geterror(), h * w * 6)
         ok = out.write_image(np.ascontiguousarray(rgb))
         err = out.geterror() if not ok else ""
         closed = out.close()
         if not ok or not closed:
-            raise SoraError("internal", f"writing {path} failed: {err or out.geterror()}",
-                            hint="check free disk space")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:     # already gone, or the folder turned read-only: keep the first error
-            pass
-        raise
-    return path
+            raise _failed(fd, folder.path / name, err or out.geterror(), h * w * 6)
+        full = probe_errno(fd)      # a final flush that failed is not always reported
+        if full is not None:
+            raise os_failure(full, folder.path, needed_mb=h * w * 6 / 2**20)
+
+    return folder.write(name, fill)
+
+
+def _failed(fd: int, path: Path, message: str, frame_bytes: int) -> BaseException:
+    """OpenImageIO says a write failed but not why: ask the system (a full disk is exit 75)."""
+    cause = probe_errno(fd)
+    if cause is not None and cause.errno in DISK_FULL:
+        return os_failure(cause, path.parent, needed_mb=frame_bytes / 2**20)
+    return SoraError("internal", f"writing {path} failed: {message}", hint="check free disk space")
 
 
 def _open(path: str | os.PathLike):
