@@ -17,6 +17,7 @@ Memory stays flat as a shot grows: a pass's frames are held until written, never
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,8 @@ from .manifest import MANIFEST_NAME
 from .preflight import plan_shot
 from .progress import ShotProgress
 from .provenance.sign import clear_signatures, shot_signer, sign_shot
+from .safe_write import TEMP_MARK, Folder
+from .shot_lock import ShotLock
 from .shot_state import ShotState
 from .spec import ShotSpec
 from .timings import ShotTimings
@@ -45,11 +48,30 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     A cancel or failure keeps the finished passes (the manifest lists them) and removes only the
     frames of a pass not completely written; running the same spec again resumes after the last
     finished one. A pass whose frames are being written when a later pass fails (not a cancel)
-    is finished first.
+    is finished first. The shot folder is held open and locked for the whole job (one writer
+    per folder; every file is written through the folder held open, ``safe_write``).
     """
     plan, model, out_dir = plan_shot(spec, output_root, models_dirs)   # before any heavy import
     signer = shot_signer()          # a configured signing identity is loaded and checked first
-    state = ShotState(plan, out_dir)
+    root = Path(output_root).resolve()
+    folder = Folder.open(root, out_dir.relative_to(root) if out_dir != root else "")
+    try:
+        with ShotLock(folder):
+            _clear_temporaries(folder)      # a killed job's, never a live one's: we hold the lock
+            state = ShotState(plan, out_dir, folder)
+            try:
+                return _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancelled)
+            except BaseException as exc:
+                state.release_claim()
+                if isinstance(exc, SoraError) and exc.code == "disk_full":
+                    raise _disk_full(exc, plan, state) from None
+                raise
+    finally:
+        folder.close()
+
+
+def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancelled) -> dict:
+    out_dir = state.out_dir
     clock = ShotTimings(state.pass_timings)
 
     from .backends import Request
@@ -66,6 +88,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
         note("this shot is already complete in its folder; nothing to do")
         sign_shot(out_dir, signer)
         return _done(plan, state, job_id, cache, clock.as_dict())
+    state.claim({}, clock.as_dict())    # another shot in the folder is refused here
     clear_signatures(out_dir)       # the manifest is about to change: old signatures would lie
     if state.passes:
         note(f"resuming after pass {len(state.passes)} of {len(plan.passes)}")
@@ -144,6 +167,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
             timer.add("decode_s", time.perf_counter() - last_step[0])
             if writer is not None:
                 writer.wait()                   # the pass before is on disk and in the manifest
+            state.folder.verify()
             writer = _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit,
                                  job_id, progress, is_cancelled, timer, backend.identity, clock,
                                  first=_context_numbers(plan, after) if after else (), linear=linear)
@@ -168,6 +192,31 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     return _done(plan, state, job_id, cache, final)
 
 
+def _clear_temporaries(folder) -> None:
+    for name in folder.names():
+        if name.startswith(".") and TEMP_MARK in name:
+            folder.unlink(name)
+
+
+def _disk_full(exc: SoraError, plan, state: ShotState) -> SoraError:
+    """The disk filled up: say how much to free (the frames still to write, at the size of those
+    written) and which passes are kept."""
+    sizes = []
+    for record in state.records[-8:]:
+        try:
+            sizes.append(os.stat(record["file"], dir_fd=state.folder.fd).st_size)
+        except OSError:
+            pass
+    frame = sum(sizes) / len(sizes) if sizes else plan.width * plan.height * 6
+    left = plan.total - len(state.records)
+    kept = (f"passes kept: {len(state.passes)} of {len(plan.passes)} (frames "
+            f"{state.records[0]['number']}..{state.records[-1]['number']})" if state.records
+            else "no pass was finished")
+    return SoraError("disk_full", f"no space left on the device writing {state.out_dir}: free at least "
+                     f"{max(1, round(left * frame / 2**20))} MB there for the {left} frames still to "
+                     f"write; {kept}", hint="free the space and run the same spec again to resume")
+
+
 def _context_numbers(plan, p) -> list[int]:
     """Frame numbers of the already-made frames that condition pass ``p`` (index > 0)."""
     before = plan.first_number + (p.start + p.new if plan.backward else p.start - p.context)
@@ -175,13 +224,8 @@ def _context_numbers(plan, p) -> list[int]:
 
 
 def _write_sound(track, state) -> dict:
-    """``<name>.wav`` beside the frames, and its manifest record (with its checksum)."""
-    from .manifest import sha256_file
-
-    path = state.out_dir / f"{state.plan.spec.output.name}.wav"
-    record = track.write(path)
-    record["sha256"] = sha256_file(path)
-    return record
+    """``<name>.wav`` beside the frames (through the folder held open), and its manifest record."""
+    return track.write(state.folder, f"{state.plan.spec.output.name}.wav")
 
 
 def _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit, job_id, progress,
@@ -203,7 +247,7 @@ def _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emi
                         {**attrs, "sora:prompt": p.prompt, "sora:seed": str(p.seed)},
                         (lambda frame: frame) if linear else
                         _converter(display, known, plan.spec.passes.match, transform),
-                        on_frame, is_cancelled, timer, on_complete)
+                        on_frame, is_cancelled, timer, on_complete, folder=state.folder)
     writer.submit_all(dict(zip(numbers, display[write_pos.start:write_pos.stop])), first=first)
     return writer
 

@@ -1,17 +1,14 @@
 """A shot's sound track (LTX-2 makes one): the part of each pass that belongs to the frames it
 wrote, joined in shot order and written as ``<name>.wav`` (16-bit PCM, standard library
-``wave``) beside the frames, atomically like the frames.
+``wave``) beside the frames, through the shot folder held open like the frames (``safe_write``).
 """
 
 from __future__ import annotations
 
-import os
+import io
 import wave
-from pathlib import Path
 
 import numpy as np
-
-from .exr import temp_path_for
 
 
 def frames_span(samples: np.ndarray, rate: int, fps: float, first: int, count: int) -> np.ndarray:
@@ -42,28 +39,24 @@ class SoundTrack:
         else:
             self.parts.append(samples)
 
-    def write(self, path: Path) -> dict | None:
-        """Write the track; the manifest's record of it (None when there is no sound)."""
+    def write(self, folder, name: str) -> dict | None:
+        """Write the track as ``name`` in ``folder`` (a ``safe_write.Folder``); the manifest's
+        record of it (None when there is no sound)."""
         if not self.parts or self.rate is None:
             return None
         samples = np.concatenate(self.parts)
-        write_wav(path, samples, self.rate)
-        return {"path": path.name, "sample_rate": self.rate, "channels": int(samples.shape[1]),
-                "seconds": round(len(samples) / self.rate, 4)}
+        digest = folder.write_bytes(name, wav_bytes(samples, self.rate))
+        return {"path": name, "sample_rate": self.rate, "channels": int(samples.shape[1]),
+                "seconds": round(len(samples) / self.rate, 4), "sha256": digest}
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """(N, C) float samples in [-1, 1] -> 16-bit PCM WAV, via a hidden temporary name."""
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """(N, C) float samples in [-1, 1] -> a 16-bit PCM WAV file's bytes."""
     pcm = (np.clip(np.nan_to_num(samples), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    tmp = temp_path_for(Path(path))
-    try:
-        with wave.open(str(tmp), "wb") as out:
-            out.setnchannels(int(pcm.shape[1]))
-            out.setsampwidth(2)
-            out.setframerate(int(rate))
-            out.writeframes(np.ascontiguousarray(pcm).tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return Path(path)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(int(pcm.shape[1]))
+        out.setsampwidth(2)
+        out.setframerate(int(rate))
+        out.writeframes(np.ascontiguousarray(pcm).tobytes())
+    return buffer.getvalue()
