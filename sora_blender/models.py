@@ -59,16 +59,21 @@ def _model_info(ref: str, roots: tuple[str, ...]):
         return None, None, "choose a model"
     for info in scan_models():
         if info.name == ref or str(info.path) == ref:
-            return info, info.capabilities, "" if info.capabilities else \
-                f"{info.pipeline_class} pipelines are not supported"
+            return info, info.capabilities, _problem(info)
     if ref in BUNDLED:
         return None, FAMILIES.get(ref), f"the bundled model {ref} has no weights installed yet"
     try:
         info = resolve_model(bpy.path.abspath(ref) if ref.startswith("//") else ref, list(roots))
     except SoraError as exc:
         return None, None, exc.message
-    return info, info.capabilities, "" if info.capabilities else \
-        f"{info.pipeline_class} pipelines are not supported"
+    return info, info.capabilities, _problem(info)
+
+
+def _problem(info) -> str:
+    """Why a found model cannot run ('' when it can)."""
+    if info.capabilities:
+        return ""
+    return info.problem or f"{info.pipeline_class} pipelines are not supported"
 
 
 def model_ref_for_spec(ref: str) -> str:

@@ -104,7 +104,9 @@ class SORA_AP_preferences(AddonPreferences):
             caps = info.capabilities
             text = f"{info.name}: {info.family or 'unsupported pipeline ' + info.pipeline_class}"
             if caps:
-                text += f" | {', '.join(caps.modes)} | {caps.frame_rule()} frames up to {caps.max_frames}"
+                text += f" | {caps.describe()}"
+            elif info.problem:
+                text += f" | {info.problem}"
             box.label(text=text, icon="PACKAGE" if info.bundled else "NODE_MATERIAL")
         if not models.scan_models():
             box.label(text="No models found (the bundled model's weights are missing?)", icon="ERROR")
