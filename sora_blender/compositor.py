@@ -138,4 +138,16 @@ def add_sequencer_strip(scene, done: dict, shot: str):
     if directory.startswith("//"):          # relative to the .blend, like the compositor node
         strip.directory = directory.rstrip("/\\") + "/"
     strip.colorspace_settings.name = LINEAR
+    _add_sound_strip(strips, done, shot, channel + 1, first)
     return strip
+
+
+def _add_sound_strip(strips, done: dict, shot: str, channel: int, first: int) -> None:
+    """The shot's sound track (LTX-2 makes one) on the channel above its frames, replacing the
+    previous version's."""
+    name = f"{shot} sound"
+    old = strips.get(name)
+    if old is not None:
+        strips.remove(old)
+    if done.get("audio"):
+        strips.new_sound(name=name, filepath=str(done["audio"]), channel=channel, frame_start=first)

@@ -280,4 +280,5 @@ def _done(plan, state: ShotState, job_id: str, cache, timings: dict) -> dict:
             "first_frame": state.records[0]["number"] if state.records else plan.first_number,
             "pattern": f"{plan.spec.output.name}.####.exr", "fps": plan.fps, "width": plan.width,
             "height": plan.height, "passes": len(plan.passes), "timings": timings,
-            "model_loads": cache.loads}
+            "model_loads": cache.loads,
+            "audio": str(state.out_dir / state.audio["path"]) if state.audio else None}
