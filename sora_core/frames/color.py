@@ -337,7 +337,7 @@ def load_conditioning(path: str | os.PathLike, transform: ViewTransform | None, 
     rgb = read_image(path)
     if transform is not None and path.suffix.lower() in (".exr", ".hdr"):
         rgb = transform.to_display(rgb)
-    rgb = np.clip(rgb, 0.0, 1.0)
+    rgb = np.clip(rgb, 0.0, 1.0, out=rgb)         # our own array: no second copy of a frame
     h, w = rgb.shape[:2]
     if same_aspect and abs(w / h - width / height) > 0.02 * width / height:
         raise SoraError("invalid_input", f"{same_aspect}: {path.name} is {w}x{h}, not the shot's aspect "
