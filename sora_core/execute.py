@@ -32,7 +32,7 @@ from .manifest import MANIFEST_NAME
 from .preflight import plan_shot
 from .progress import ShotProgress
 from .provenance.sign import clear_signatures, shot_signer, sign_shot
-from .safe_write import TEMP_MARK, Folder
+from .safe_write import Folder
 from .shot_lock import ShotLock
 from .shot_state import ShotState
 from .spec import ShotSpec
@@ -57,7 +57,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     folder = Folder.open(root, out_dir.relative_to(root) if out_dir != root else "")
     try:
         with ShotLock(folder):
-            _clear_temporaries(folder)      # a killed job's, never a live one's: we hold the lock
+            folder.clear_temporaries()      # a killed job's, never a live one's: we hold the lock
             state = ShotState(plan, out_dir, folder)
             try:
                 return _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancelled)
@@ -190,12 +190,6 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     state.write(backend.identity, final, complete=True)
     sign_shot(out_dir, signer)
     return _done(plan, state, job_id, cache, final)
-
-
-def _clear_temporaries(folder) -> None:
-    for name in folder.names():
-        if name.startswith(".") and TEMP_MARK in name:
-            folder.unlink(name)
 
 
 def _disk_full(exc: SoraError, plan, state: ShotState) -> SoraError:
