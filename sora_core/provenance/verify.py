@@ -65,8 +65,9 @@ class Report:
         return out
 
 
-def verify(path: str | Path, anchors_pem: str | None = None) -> Report:
-    """Verify ``path`` (shot folder, ``manifest.json``, a frame or a deliverable)."""
+def verify(path: str | Path, anchors_pem: str | None = None, shot: str | Path | None = None) -> Report:
+    """Verify ``path`` (shot folder, ``manifest.json``, a frame or a deliverable; for a
+    deliverable, ``shot`` is the shot folder its parent ingredient must be)."""
     path = Path(path)
     if not path.exists():
         raise SoraError("not_found", f"{path}: not found")
