@@ -84,7 +84,7 @@ def encode_video(frames: Iterable[np.ndarray], path: Path, fmt: str, fps: float,
         container.mux(stream.encode())
     return {"codec": {"mp4": "H.264", "mov": "ProRes 422"}[fmt], "encoder": codec, "pix_fmt": pix_fmt,
             "width": width, "height": height,
-            "crf": crf if fmt == "mp4" else None, "fps": float(fps), "frames": count,
+            "crf": crf if fmt == "mp4" else None, "fps": float(fps), "frame_count": count,
             "colour_tags": {"primaries": tags[0], "transfer": tags[1], "matrix": tags[2], "range": "limited"}}
 
 

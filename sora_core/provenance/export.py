@@ -10,6 +10,7 @@ into place. A failure at any step leaves nothing behind. Called by the CLI and t
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import uuid
@@ -25,10 +26,15 @@ DEFAULT_CRF = 18
 EXPORT_LABEL = "org.sora.export"
 
 
-def check_request(fmt: str, out: Path, frame: int | None, crf: int | None) -> bool:
+def check_request(fmt: str, out: Path, frame: int | None, crf: int | None, watermark: bool = False) -> bool:
     """Refuse a malformed request before any work; returns whether the result is one file."""
     if fmt not in FORMATS:
         raise invalid("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    if watermark and VIDEO.get(fmt, ("", "", "", 8))[3] != 8:
+        raise invalid("watermark", f"--watermark is for 8-bit deliverables (mp4, png, jpeg), not {fmt}")
+    if watermark:
+        from .watermark import _lib
+        _lib()
     if crf is not None and (fmt != "mp4" or not 0 <= crf <= 51):
         raise invalid("crf", "--crf (0-51) applies to --format mp4 only (H.264)")
     if frame is not None and fmt in VIDEO:
@@ -72,18 +78,24 @@ def definition(manifest: dict, title: str, mime: str, export: dict, watermarked:
     """The deliverable's C2PA manifest: opened from the shot, converted for display, how."""
     from .credentials import SOFTWARE, TRAINED, generation
 
-    actions = [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["shot"]}},
-               {"action": "c2pa.converted" if mime.startswith("image/") else "c2pa.transcoded",
-                "digitalSourceType": TRAINED, "softwareAgent": SOFTWARE,
-                "description": f"scene-linear EXR through {export['view']['display']} / "
-                               f"{export['view']['view']} to {export['codec']}"}]
+    convert = {"action": "c2pa.converted" if mime.startswith("image/") else "c2pa.transcoded",
+               "softwareAgent": SOFTWARE, "description": f"scene-linear EXR through {export['view']['display']}"
+               f" / {export['view']['view']} to {export['codec']}"}
+    if (manifest.get("spec") or {}).get("mode") != "ingest":     # ingested footage was not generated
+        convert["digitalSourceType"] = TRAINED
+    actions = [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["shot"]}}, convert]
     if watermarked:
         actions.append({"action": "c2pa.watermarked", "softwareAgent": SOFTWARE,
                         "description": "invisible watermark (see org.sora.export.watermark)"})
-    return {"claim_generator_info": [SOFTWARE], "title": title, "format": mime,
-            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}},
-                           {"label": "org.sora.generation", "data": generation(manifest)},
-                           {"label": EXPORT_LABEL, "data": export}]}
+    assertions = [{"label": "c2pa.actions.v2", "data": {"actions": actions}},
+                  {"label": "org.sora.generation", "data": generation(manifest)},
+                  {"label": EXPORT_LABEL, "data": export}]
+    if watermarked:
+        mark = export["watermark"]
+        assertions.append({"label": "c2pa.soft-binding", "data": {
+            "alg": f"org.sora.invisible-watermark.{mark['method']}",
+            "blocks": [{"scope": {}, "value": base64.b64encode(bytes.fromhex(mark["payload"])).decode()}]}})
+    return {"claim_generator_info": [SOFTWARE], "title": title, "format": mime, "assertions": assertions}
 
 
 def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None = None,
@@ -97,7 +109,7 @@ def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None =
 
     shot, out = Path(shot), Path(out).expanduser().absolute()
     # 1. the request
-    single = check_request(fmt, out, frame, crf)
+    single = check_request(fmt, out, frame, crf, watermark)
     # 2. who signs, and whether the policy lets them
     signer = shot_signer(sign_cert, sign_key)
     if signer is None:
