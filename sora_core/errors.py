@@ -8,11 +8,14 @@ from __future__ import annotations
 
 # code -> (process exit code, whether a retry can help)
 EXIT_CODES: dict[str, tuple[int, bool]] = {
-    "invalid_input": (2, False),    # malformed spec, bad value, corrupt input file, unsafe path
+    "invalid_input": (2, False),    # malformed spec, bad value, corrupt input file, unsafe path,
+                                    # a folder that may not be written, another shot in the folder
     "not_found": (3, False),        # model folder or input file missing
     "out_of_memory": (75, True),    # device or host memory exhausted
     "device_busy": (75, True),      # accelerator held by someone else
     "worker_died": (75, True),      # worker process vanished mid-job (killed, crashed)
+    "shot_locked": (75, True),      # another job is writing the same shot folder
+    "disk_full": (75, True),        # no space (or quota) left where the shot is written
     "verification_failed": (65, False),  # content does not match what was signed (sora verify)
     "cancelled": (130, False),      # stopped by the user
     "internal": (1, False),         # a bug or anything unexpected

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,15 +23,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: str | Path, data: dict) -> None:
-    """Write to a temporary sibling and rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def write_json_atomic(path: str | Path, data: dict, folder=None) -> None:
+    """Write to a random, exclusively created temporary sibling and rename, so readers never see
+    half a file and a planted link is never followed; ``folder`` is the ``safe_write.Folder``
+    ``path`` lies in, when the caller holds it open."""
+    from .safe_write import write_file_atomic
+
+    text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    if folder is None:
+        write_file_atomic(path, text)
+    else:
+        folder.write_bytes(Path(path).name, text)
 
 
 def build_manifest(spec: dict, model: dict, frames: list[dict], timings: dict,
@@ -54,9 +55,10 @@ def build_manifest(spec: dict, model: dict, frames: list[dict], timings: dict,
     }
 
 
-def write_manifest(folder: str | Path, manifest: dict) -> Path:
+def write_manifest(folder: str | Path, manifest: dict, held=None) -> Path:
+    """``manifest.json`` in ``folder`` (through ``held``, the folder held open, when given)."""
     path = Path(folder) / MANIFEST_NAME
-    write_json_atomic(path, manifest)
+    write_json_atomic(path, manifest, held)
     return path
 
 

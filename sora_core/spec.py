@@ -27,8 +27,11 @@ DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 MATCH_MODES = ("none", "linear", "display")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MEMORY_STRATEGIES = ("none", "model_cpu_offload", "group_offload", "vae_tiling")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")     # \Z: no trailing newline
+DEVICE_RE = re.compile(r"\A(auto|cpu|mps|cuda(:\d+)?)\Z")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")        # refused in every string field...
+PROMPT_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")   # ...prompts keep tab/newline
+PROMPT_FIELDS = ("prompt", "negative_prompt")
 
 # One table of allowed values, by dotted field path (list items drop their index): validation,
 # the planner and the JSON Schema all read it, so a farm tool accepts exactly what the worker does.
@@ -36,6 +39,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "seed": (int, 0, 2**63 - 1),
     "steps": (int, 1, 1000),
     "guidance": (float, 0.0, 50.0),
+    "guidance_2": (float, 0.0, 50.0),
     "width": (int, 1, 8192),
     "height": (int, 1, 8192),
     "frames": (int, 1, 100_000),
@@ -61,7 +65,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # What each spec hash leaves out (dotted paths): "content" names what is generated, wherever and
 # under whatever name it is written (node caches, the frame header); "files" names the same frames
 # in the same file names (resume and skip a finished shot in another folder).
-HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",), "files": ("output.dir",)}
+HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",),
+                                               "files": ("output.dir", "output.overwrite")}
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Output:
     dir: str = "shots/shot"
     name: str = "shot"
     first_frame: int | None = None      # None: 1, or continuing the input sequence for extend
+    overwrite: bool = False             # replace another shot found in the folder (else refused)
 
 
 @dataclass
@@ -141,6 +147,7 @@ class ShotSpec:
     seed: int = 0
     steps: int | None = None            # None: the model's default
     guidance: float | None = None
+    guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
     width: int | None = None
     height: int | None = None
     frames: int | None = None
@@ -210,10 +217,12 @@ class ShotSpec:
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> None:
         """Check values and the inputs each mode needs; raise naming field and allowed values."""
+        _check_strings(self, "")
         _check("mode", self.mode)
         if not isinstance(self.model, str) or not self.model.strip():
             raise invalid("model", "must name a model folder or a path to one")
-        for name in ("seed", "steps", "guidance", "width", "height", "frames", "fps", "duration"):
+        for name in ("seed", "steps", "guidance", "guidance_2", "width", "height", "frames", "fps",
+                     "duration"):
             if getattr(self, name) is not None:
                 _check(name, getattr(self, name))
         if self.duration is not None and self.frames is not None:
@@ -251,7 +260,7 @@ class ShotSpec:
                 raise invalid("inputs.frame_range", "must be [first, last] frame numbers with first <= last")
         if mode == "animate" and not inputs.image:
             raise invalid("inputs.image", "animate needs a still image to start from")
-        if mode in ("extend", "restyle") and not inputs.frames:
+        if mode in ("extend", "restyle", "hdr") and not inputs.frames:
             raise invalid("inputs.frames", f"{mode} needs a frame sequence (name.####.exr, a folder or a file)")
         _check("inputs.control_kind", inputs.control_kind)
         _check("inputs.control_strength", inputs.control_strength)
@@ -286,12 +295,20 @@ class ShotSpec:
 def resolve_output_dir(spec: ShotSpec, root: str | Path) -> Path:
     """The shot folder inside ``root``; a path that escapes the root is refused."""
     root = Path(root).resolve()
+    if root.exists() and not root.is_dir():
+        raise invalid("output root", f"{root} is a file, not a folder",
+                      hint="give a folder with --output-root or SORA_OUTPUT_ROOT")
     target = Path(spec.output.dir)
     target = (target if target.is_absolute() else root / target).resolve()
     if target != root and root not in target.parents:
         raise invalid("output.dir", f"{spec.output.dir!r} resolves to {target}, outside the output "
                       f"root {root}", hint="use a path inside the output root, without '..', or choose the "
                       "root with --output-root or the SORA_OUTPUT_ROOT environment variable")
+    for part in [target, *target.parents]:
+        if part == root:
+            break
+        if part.exists() and not part.is_dir():
+            raise invalid("output.dir", f"{part} is a file, not a folder")
     return target
 
 
@@ -315,6 +332,23 @@ def _check(path: str, value: Any, name: str | None = None) -> None:
     if not ok:
         raise invalid(name, f"{value!r} must be {'an integer' if kind is int else 'a number'} "
                       f"from {low} to {high}")
+
+
+def _check_strings(node: Any, prefix: str) -> None:
+    """Every string of the spec is free of control characters (a prompt may hold tabs and line
+    breaks, never NUL): they would end up in file names, logs and provenance headers."""
+    for f in fields(node):
+        value, name = getattr(node, f.name), prefix + f.name
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            where = name if i is None else f"{name}[{i}]"
+            if dataclasses.is_dataclass(item):
+                _check_strings(item, where + ".")
+            elif isinstance(item, str):
+                bad = (PROMPT_CONTROL_CHARS if f.name in PROMPT_FIELDS else CONTROL_CHARS).search(item)
+                if bad:
+                    raise invalid(where, f"holds the control character {bad.group()!r} at position "
+                                  f"{bad.start()}", hint="remove it (a trailing newline counts)")
 
 
 def _build(cls, data: Any, prefix: str):

@@ -1,8 +1,9 @@
 """Writing a pass's frames: converted and written on the frame pool, all or nothing.
 
 Heavy half (OpenImageIO through ``frames.exr``). A :class:`PassWriter` takes a pass's
-display-referred frames, converts each to scene linear, writes it atomically (temporary name,
-then rename) with its provenance and hashes it, on the pool's threads, while the caller goes on
+display-referred frames, converts each to scene linear, writes it atomically (``safe_write``:
+an exclusive random temporary in the folder held open, then rename) with its provenance and
+hashes it, on the pool's threads, while the caller goes on
 (the next pass denoises). The frames the next pass is conditioned on go first, so it waits only
 for those. Frame events come per frame, in frame order. When the last frame is on disk the pass
 is handed to ``on_complete`` (the manifest lists it from then on). On a failure or a cancel
@@ -21,7 +22,6 @@ import numpy as np
 
 from . import GENERATOR, __version__
 from .errors import SoraError
-from .manifest import sha256_file
 from .spec import ShotSpec
 from .timings import PassTimer
 
@@ -61,7 +61,7 @@ class PassWriter:
                  convert: Callable[[np.ndarray], np.ndarray],
                  on_frame: Callable[[int, Path, int], None], is_cancelled: Callable[[], bool],
                  timer: PassTimer, on_complete: Callable[[list[dict]], None] | None = None,
-                 max_in_flight: int | None = None, load: Callable | None = None):
+                 max_in_flight: int | None = None, load: Callable | None = None, folder=None):
         from .frames.pool import frame_pool
 
         self.closed = numbers is not None
@@ -70,6 +70,7 @@ class PassWriter:
         self.path_of, self.attrs, self.convert = path_of, attrs, convert
         self.on_frame, self.is_cancelled, self.timer = on_frame, is_cancelled, timer
         self.on_complete = on_complete
+        self.folder = folder        # the safe_write.Folder every frame goes into (None: each its own)
         self.pool = frame_pool()
         self.records: dict[int, dict] = {}
         self.written: list[Path] = []
@@ -154,7 +155,10 @@ class PassWriter:
             return
         with self._lock:
             for path in self.written:
-                path.unlink(missing_ok=True)
+                if self.folder is not None:
+                    self.folder.unlink(path.name)
+                else:
+                    path.unlink(missing_ok=True)
             self.written.clear()
 
     def sorted_records(self) -> list[dict]:
@@ -162,7 +166,8 @@ class PassWriter:
 
     # -- on the pool ---------------------------------------------------------------------------
     def _write(self, number: int, frame: np.ndarray) -> None:
-        from .frames.exr import write_exr
+        from .frames.exr import write_exr_in
+        from .safe_write import Folder
 
         try:
             if self._stop or self.error is not None:
@@ -177,11 +182,14 @@ class PassWriter:
             linear = self.convert(frame)
             t1 = time.perf_counter()
             path = self.path_of(number)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_exr(path, linear, self.attrs)
+            if self.folder is not None:
+                digest = write_exr_in(self.folder, path.name, linear, self.attrs)
+            else:
+                with Folder.open(path.parent) as folder:
+                    digest = write_exr_in(folder, path.name, linear, self.attrs)
             with self._lock:
                 self.written.append(path)
-            record = {"number": number, "file": path.name, "sha256": sha256_file(path)}
+            record = {"number": number, "file": path.name, "sha256": digest}
             self.timer.add("color_s", t1 - t0)
             self.timer.add("write_s", time.perf_counter() - t1)
             self._finished_frame(number, record)

@@ -1,32 +1,28 @@
 """Frame files through OpenImageIO: atomic half-float EXR out, EXR/PNG/JPEG in.
 
-Heavy half (imports OpenImageIO). ``write_exr`` writes to a hidden temporary name in the
-destination folder and ``os.replace``s it, so a reader (the compositor, a farm checker)
-never sees half a frame; the temporary file is removed on any failure.
+Heavy half (imports OpenImageIO). ``write_exr`` writes to a hidden, random, exclusively created
+temporary name in the destination folder held open (``safe_write.Folder``) and renames it, so a
+reader (the compositor, a farm checker) never sees half a frame and a planted link is never
+followed; the temporary file is removed on any failure.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SoraError
+from ..safe_write import DISK_FULL, Folder, os_failure, probe_errno
 
 COMPRESSIONS = ("zip", "piz")
-TEMP_MARK = ".sora-tmp-"      # hidden temporary names: ".<name>.sora-tmp-<id>.exr"
+STORED_TYPES = {"uint8": "UINT8", "uint16": "UINT16"}    # integer files read as stored
 
 
 def _oiio():
     import OpenImageIO as oiio
     return oiio
-
-
-def temp_path_for(path: Path) -> Path:
-    """The hidden temporary name ``write_exr`` uses next to ``path`` (same folder, same disk)."""
-    return path.with_name(f".{path.stem}{TEMP_MARK}{uuid.uuid4().hex[:12]}{path.suffix}")
 
 
 def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | None = None,
@@ -36,8 +32,19 @@ def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | 
     ``attrs`` become string header attributes (provenance such as ``sora:prompt``).
     ``compression`` is ``zip`` or ``piz``. Returns the final path.
     """
-    oiio = _oiio()
     path = Path(path)
+    with Folder.open(path.parent) as folder:
+        write_exr_in(folder, path.name, rgb, attrs, compression)
+    return path
+
+
+def write_exr_in(folder: Folder, name: str, rgb: np.ndarray, attrs: dict[str, str] | None = None,
+                 compression: str = "zip") -> str:
+    """``write_exr`` into a folder held open (``safe_write``); returns the file's sha256.
+
+    No wall-clock header (OpenImageIO would stamp ``DateTime``): the same image and attributes
+    give the same bytes, so a resumed shot's hashes equal an uninterrupted run's."""
+    oiio = _oiio()
     if compression not in COMPRESSIONS:
         raise SoraError("invalid_input", f"EXR compression {compression!r} is not one of "
                         f"{', '.join(COMPRESSIONS)}", field="compression")
@@ -52,30 +59,32 @@ def write_exr(path: str | os.PathLike, rgb: np.ndarray, attrs: dict[str, str] | 
     spec.attribute("compression", compression)
     for key, value in (attrs or {}).items():
         spec.attribute(str(key), str(value))
+    spec.attribute("DateTime", "")          # empty: not written
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
+    def fill(fd: int, target: str) -> None:
         out = oiio.ImageOutput.create("openexr")
         if out is None:
             raise SoraError("internal", f"OpenImageIO cannot write EXR: {oiio.geterror()}")
-        if not out.open(str(tmp), spec):
-            raise SoraError("internal", f"cannot write {path}: {out.geterror()}",
-                            hint="check that the output folder is writable and has space")
+        if not out.open(target, spec):
+            raise _failed(fd, folder.path / name, out.geterror(), h * w * 6)
         ok = out.write_image(np.ascontiguousarray(rgb))
         err = out.geterror() if not ok else ""
         closed = out.close()
         if not ok or not closed:
-            raise SoraError("internal", f"writing {path} failed: {err or out.geterror()}",
-                            hint="check free disk space")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:     # already gone, or the folder turned read-only: keep the first error
-            pass
-        raise
-    return path
+            raise _failed(fd, folder.path / name, err or out.geterror(), h * w * 6)
+        full = probe_errno(fd)      # a final flush that failed is not always reported
+        if full is not None:
+            raise os_failure(full, folder.path, needed_mb=h * w * 6 / 2**20)
+
+    return folder.write(name, fill)
+
+
+def _failed(fd: int, path: Path, message: str, frame_bytes: int) -> BaseException:
+    """OpenImageIO says a write failed but not why: ask the system (a full disk is exit 75)."""
+    cause = probe_errno(fd)
+    if cause is not None and cause.errno in DISK_FULL:
+        return os_failure(cause, path.parent, needed_mb=frame_bytes / 2**20)
+    return SoraError("internal", f"writing {path} failed: {message}", hint="check free disk space")
 
 
 def _open(path: str | os.PathLike):
@@ -126,11 +135,12 @@ def _rgb_channels(names: list[str]) -> list[int]:
     return [0, 0, 0]    # gray (Y, or Y+A): expand
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, as_stored: bool = False) -> np.ndarray:
     """An EXR/PNG/JPEG (any OIIO format) as HxWx3 float32; alpha dropped, gray expanded.
 
     EXR values are returned as stored (scene linear); 8/16-bit PNG/JPEG as [0, 1] display
-    values. A missing file raises ``not_found``; a corrupt or truncated one ``invalid_input``.
+    values, or with ``as_stored`` as their uint8/uint16 codes (what ``ViewTransform.to_linear``
+    takes fastest). A missing file raises ``not_found``; a corrupt or truncated one ``invalid_input``.
     """
     oiio = _oiio()
     path = Path(path)
@@ -142,7 +152,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         first = chans[0]
         adjacent = chans == [first, first + 1, first + 2]   # read just those, with no copy after
         begin, end = (first, first + 3) if adjacent else (0, spec.nchannels)
-        pixels = inp.read_image(0, 0, begin, end, oiio.FLOAT)
+        stored = STORED_TYPES.get(str(spec.format)) if as_stored else None
+        pixels = inp.read_image(0, 0, begin, end, getattr(oiio, stored or "FLOAT"))
         err = inp.geterror()
     finally:
         inp.close()
@@ -150,8 +161,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise SoraError("invalid_input", f"cannot read {path}: the file is corrupt or truncated"
                         + (f" ({err.strip().splitlines()[0]})" if err.strip() else ""),
                         hint="re-render or re-export the frame")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, end - begin)
+    pixels = np.asarray(pixels).reshape(spec.height, spec.width, end - begin)
     rgb = pixels if adjacent else pixels[..., chans]
+    if stored:
+        return np.ascontiguousarray(rgb)
+    rgb = rgb.astype(np.float32, copy=False)
     if not np.isfinite(rgb).all():
         rgb = np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0)
     return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the header alone (no pixels decoded)."""
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        return spec.width, spec.height
+    finally:
+        inp.close()

@@ -143,6 +143,7 @@ def test_worker_killed_mid_job_exits_75_and_leaves_nothing(tiny_ltx, tmp_path):
     rest = proc.stdout.read()
     assert proc.wait(timeout=60) == 75
     assert '"worker_died"' in rest
+    # no frame, no claim, no lock: the client tidies what the dead worker could not
     assert not (tmp_path / "s").exists() or files_in(tmp_path / "s") == []
 
 

@@ -1,9 +1,7 @@
 """The frame path: a pass's frames converted and written on the pool, all or nothing."""
 
 import os
-import subprocess
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,8 @@ from sora_core.frames.pool import read_frames  # noqa: E402
 from sora_core.manifest import read_manifest, verify_frames  # noqa: E402
 from sora_core.timings import PassTimer  # noqa: E402
 from sora_core.writing import PassWriter  # noqa: E402
+
+from .mounts import failing_writes, writable_mount  # noqa: E402
 
 
 def frames(n, h=96, w=128, seed=0):
@@ -118,27 +118,6 @@ def test_reading_in_parallel_keeps_order_and_raises_the_first_error(tmp_path):
 
 
 # -- through the runner --------------------------------------------------------------------------
-@contextmanager
-def read_only(folder: Path):
-    """Make ``folder`` read-only for this process: chmod, or for root (who ignores modes) a
-    read-only bind mount of the folder onto itself."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
-    if bind.returncode != 0:
-        pytest.skip(f"root without mount rights: {bind.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
-        yield
-    finally:
-        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
-
-
 def test_a_failing_write_loses_no_finished_pass(tiny_tinyworld, tmp_path):
     from sora_core.backends.cache import BackendCache
     from sora_core.execute import run_shot
@@ -150,25 +129,32 @@ def test_a_failing_write_loses_no_finished_pass(tiny_tinyworld, tmp_path):
     folder = tmp_path / "ro"
     guard = []
     events = []
+    mount = writable_mount(folder)
+    mount.__enter__()
 
     def emit(event):
         events.append(event)
         if (not guard and event["event"] == "progress" and event.get("pass") == 2
                 and (folder / "manifest.json").is_file() and read_manifest(folder)["passes"]):
-            guard.append(read_only(folder))
-            guard[0].__enter__()
+            guard.append(failing_writes(folder))
+            guard.append(guard[0].__enter__())
 
     try:
         with pytest.raises(SoraError) as err:
             run_shot(spec, tmp_path, BackendCache(), emit)
-    finally:
         if guard:
             guard[0].__exit__(None, None, None)
-    assert guard, "the shot never reached its second pass"
-    assert "long.0009.exr" in err.value.message or "write" in err.value.message
-    manifest = read_manifest(folder)
-    assert manifest["status"] == "partial" and len(manifest["passes"]) == 1
-    assert [f["number"] for f in manifest["frames"]] == list(range(1, 9)) and verify_frames(folder) == []
-    assert sorted(p.name for p in folder.iterdir()) == [f"long.{n:04d}.exr" for n in range(1, 9)] + ["manifest.json"]
-    timings = manifest["timings"]["passes"][0]
-    assert timings["pass"] == 1 and timings["denoise_s"] > 0 and timings["write_s"] > 0
+        assert guard, "the shot never reached its second pass"
+        assert err.value.code == guard[1] and err.value.exit_code in (2, 75), err.value.message
+        assert str(folder) in err.value.message
+        if guard[1] == "disk_full":
+            assert "free at least" in err.value.message and "passes kept: 1 of 3" in err.value.message
+        manifest = read_manifest(folder)
+        assert manifest["status"] == "partial" and len(manifest["passes"]) == 1
+        assert [f["number"] for f in manifest["frames"]] == list(range(1, 9)) and verify_frames(folder) == []
+        listed = sorted(p.name for p in folder.iterdir() if p.name != ".sora.lock")
+        assert listed == [f"long.{n:04d}.exr" for n in range(1, 9)] + ["manifest.json"]
+        timings = manifest["timings"]["passes"][0]
+        assert timings["pass"] == 1 and timings["denoise_s"] > 0 and timings["write_s"] > 0
+    finally:
+        mount.__exit__(None, None, None)

@@ -8,7 +8,6 @@ import pytest
 pytest.importorskip("OpenImageIO")
 
 from sora_core.errors import SoraError  # noqa: E402
-from sora_core.frames import exr  # noqa: E402
 from sora_core.frames.exr import read_attrs, read_image, write_exr  # noqa: E402
 from sora_core.frames.sequence import find_sequence, frame_name, frame_path  # noqa: E402
 
@@ -41,19 +40,17 @@ def test_exr_round_trip_half_float_with_provenance(tmp_path, compression):
     assert spec.format == oiio.TypeDesc("half") and list(spec.channelnames) == ["R", "G", "B"]
 
 
-def test_exr_write_replaces_atomically_and_cleans_up_on_failure(tmp_path, monkeypatch):
+def test_exr_write_replaces_atomically_and_cleans_up_on_failure(tmp_path):
     path = tmp_path / "a.0001.exr"
     write_exr(path, linear_image(seed=1), {})
-    first = path.read_bytes()
-
-    def broken_replace(src, dst):
-        raise OSError("disk vanished")
-
-    monkeypatch.setattr(exr.os, "replace", broken_replace)
+    write_exr(path, linear_image(seed=2), {})
+    assert os.listdir(tmp_path) == ["a.0001.exr"]   # replaced, no temporary left
+    blocked = tmp_path / "a.0002.exr"
+    blocked.mkdir()
+    (blocked / "keep").write_text("x")              # a rename onto a full folder fails for real
     with pytest.raises(OSError):
-        write_exr(path, linear_image(seed=2), {})
-    assert path.read_bytes() == first            # the old frame is untouched
-    assert os.listdir(tmp_path) == ["a.0001.exr"]  # and the temp file is gone
+        write_exr(blocked, linear_image(seed=2), {})
+    assert sorted(os.listdir(tmp_path)) == ["a.0001.exr", "a.0002.exr"]  # the temp file is gone
 
 
 def test_exr_write_refuses_bad_shape_without_leaving_files(tmp_path):
