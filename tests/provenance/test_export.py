@@ -218,3 +218,40 @@ def test_exported_files_hold_no_key(exported, chain):
     blobs += [r.stdout.encode() + r.stderr.encode() for r in runs.values()]
     for secret in chain["secrets"]:
         assert not any(secret in blob for blob in blobs)
+
+
+def test_a_watermark_carries_the_shot_id_and_is_reported(signed_shot, chain, tmp_path):
+    """An ingested 320x288 plate (the watermark needs 256x256), exported as a marked PNG and MP4."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from sora_core.manifest import read_manifest
+    from sora_core.provenance.credentials import assertion
+    from sora_core.provenance.jws import canonical_sha256
+
+    (tmp_path / "src").mkdir()
+    yy, xx = np.mgrid[0:288, 0:320]
+    for n in range(1, 4):
+        img = np.stack([(xx + 9 * n) % 256, yy * 0.8, 128 + 60 * np.sin(xx / 17 + n)], -1)
+        out = oiio.ImageOutput.create("png")
+        out.open(str(tmp_path / f"src/plate.{n:04d}.png"), oiio.ImageSpec(320, 288, 3, "uint8"))
+        out.write_image(np.clip(img, 0, 255).astype(np.uint8))
+        out.close()
+    assert sora("ingest", tmp_path / "src/plate.####.png", "--out", "plate", *sign_flags(chain),
+                cwd=tmp_path).returncode == 0
+    shot_id = canonical_sha256(read_manifest(tmp_path / "plate"))[:8]
+    for fmt, out, flags in (("png", "m.png", ["--frame", "2"]), ("mp4", "m.mp4", [])):
+        run = export(tmp_path / "plate", fmt, tmp_path / out, chain, "--watermark", *flags, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        code, report = verify(tmp_path / out, cwd=tmp_path)
+        assert code == 0
+        mark, = [c for c in report["checks"] if c["check"] == "watermark"]
+        assert mark["ok"] is True and "carries the shot's id" in mark["detail"]
+        actions = assertion(_store(tmp_path / out)["active"], "c2pa.actions.v2")["actions"]
+        assert "c2pa.watermarked" in [a["action"] for a in actions]
+        assert all(a.get("digitalSourceType") is None for a in actions)       # footage, not generated
+    from sora_core.provenance.watermark import read_file
+    assert read_file(tmp_path / "m.png", None) == shot_id
+    small = export(signed_shot[1], "mp4", tmp_path / "small.mp4", chain, "--watermark", cwd=tmp_path)
+    assert small.returncode == 2 and "frames of 32x32 are too small" in small.stderr
+    assert not (tmp_path / "small.mp4").exists() and not list(tmp_path.glob(".*"))
