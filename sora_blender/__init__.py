@@ -11,8 +11,8 @@ import atexit
 
 import bpy
 
-from . import (compositor, live, models, nodes, operators, panels, preferences, properties,  # noqa: F401
-               schedule, shots, tasks)
+from . import (compositor, control, footage, live, models, nodes, operators, panels,  # noqa: F401
+               preferences, properties, schedule, shots, tasks)
 from .worker import service, setup
 
 classes = (
@@ -20,6 +20,8 @@ classes = (
     *preferences.classes,
     *properties.classes,
     *operators.classes,
+    *control.classes,
+    *footage.classes,
     *panels.classes,
     *nodes.classes,
 )
@@ -28,6 +30,7 @@ classes = (
 @bpy.app.handlers.persistent
 def _on_load_pre(*_args):
     service.stop_worker("a file was loaded")
+    footage.stop_all()
 
 
 @bpy.app.handlers.persistent
@@ -60,6 +63,7 @@ def register():
 
 def unregister():
     service.stop_worker("the add-on was disabled")
+    footage.stop_all()
     tasks.unregister()
     setup.unregister()
     atexit.unregister(service.stop_worker)

@@ -48,8 +48,9 @@ def blend_path(path) -> str:
     return rel if rel.startswith("//") else path
 
 
-def load_sequence(done: dict, label: str):
-    """An image datablock for the shot's frames (first frame file, source SEQUENCE)."""
+def load_sequence(done: dict, label: str, colorspace: str | None = None):
+    """An image datablock for the shot's frames (first frame file, source SEQUENCE); scene
+    linear unless ``colorspace`` says otherwise (control passes are Non-Color)."""
     folder = Path(done["dir"])
     first = int(done["first_frame"])
     first_file = folder / fill_pattern(done.get("pattern") or "shot.####.exr", first)
@@ -59,7 +60,7 @@ def load_sequence(done: dict, label: str):
     if path.startswith("//"):           # inside the .blend's folder tree: keep it relative
         image.filepath = path
     image.source = "SEQUENCE"
-    image.colorspace_settings.name = _linear_name(image)
+    image.colorspace_settings.name = colorspace or _linear_name(image)
     image.alpha_mode = "PREMUL"
     return image
 
@@ -86,10 +87,11 @@ def _composite(tree):
     return None
 
 
-def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_strip: bool = False):
+def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_strip: bool = False,
+                colorspace: str | None = None):
     """Load ``done`` (the worker's done event) into ``scene``'s compositor; return the node."""
     version = Path(done["dir"]).name
-    image = load_sequence(done, f"{shot} {version}")
+    image = load_sequence(done, f"{shot} {version}", colorspace)
     frames = int(done["frames"])
     first = int(done["first_frame"])
     tree = _compositor_tree(scene)

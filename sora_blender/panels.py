@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
+
+from sora_core.manifest import MANIFEST_NAME, read_manifest
+from sora_core.timings import PHASES
 
 from . import live, schedule, shots, tasks
 from .properties import MODE_ITEMS
@@ -116,7 +121,9 @@ def draw_sora(layout, context) -> None:
     if fitted.problem and not running:
         _wrap(layout, fitted.problem, "ERROR")
 
-    if running:
+    layout.operator("sora.import_footage", icon="FILE_MOVIE")
+    importing = state.running and not running
+    if running or importing:
         layout.progress(factor=state.overall, type="BAR", text=state.message or "starting")
     elif state.state == "DONE":
         _wrap(layout, state.message, "CHECKMARK")
@@ -146,6 +153,17 @@ def _draw_inputs(layout, props, fitted) -> None:
             box.prop(props, "still_path")
         elif bpy.data.images.get("Render Result") is None:
             box.label(text="Render a frame (F12) first", icon="INFO")
+        return
+    if mode == "control":
+        box.prop(props, "control_kind")
+        if props.control_kind == "layout":
+            box.prop(props, "layout_style")
+        box.prop(props, "control_source")
+        if props.control_source == "PATH":
+            box.prop(props, "control_path")
+        else:
+            box.operator("sora.render_control", icon="RENDER_ANIMATION")
+        box.prop(props, "control_strength", slider=True)
         return
     box.prop(props, "seq_source")
     if props.seq_source == "PATH":
@@ -201,4 +219,50 @@ class SORA_PT_view3d(SoraPanelMixin, bpy.types.Panel):
 
 
 PANELS = (SORA_PT_compositor, SORA_PT_sequencer, SORA_PT_view3d)
-classes = PANELS
+
+
+def last_timings(scene) -> dict:
+    """The last shot's ``timings`` from its manifest: read once per shot (and disk change)."""
+    folder = scene.sora.last_dir
+
+    def read():
+        try:
+            return read_manifest(Path(folder) / MANIFEST_NAME).get("timings") or {}
+        except (OSError, ValueError):
+            return {}
+    return live.memo("timings", scene.session_uid, (folder, live.generation), read) if folder else {}
+
+
+def _split(t: dict) -> str:
+    return " · ".join(f"{k[:-2]} {t.get(k, 0):.2f}" for k in PHASES) + f" · total {t.get('total_s', 0):.2f} s"
+
+
+def draw_timings(layout, context) -> None:
+    """Where the last shot's time went: per phase, in total and per pass."""
+    timings = last_timings(context.scene)
+    if not timings:
+        layout.label(text="No shot yet", icon="INFO")
+        return
+    layout.label(text=f"Shot: {_split(timings)}", icon="TIME")
+    for p in timings.get("passes", []):
+        layout.label(text=f"Pass {p.get('pass', '?')}: {_split(p)}")
+
+
+class SoraTimingsMixin:
+    bl_region_type = "UI"
+    bl_category = "Sora"
+    bl_label = "Timings"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_timings(self.layout, context)
+
+
+def _timings_panel(parent):
+    return type(f"SORA_PT_{parent.bl_space_type.lower()}_timings", (SoraTimingsMixin, bpy.types.Panel),
+                {"bl_idname": parent.bl_idname + "_timings", "bl_space_type": parent.bl_space_type,
+                 "bl_parent_id": parent.bl_idname})
+
+
+TIMING_PANELS = tuple(_timings_panel(p) for p in PANELS)
+classes = PANELS + TIMING_PANELS

@@ -16,6 +16,22 @@ MODE_ITEMS = [
     ("extend", "Extend Render", "Continue the rendered sequence forwards or backwards", "FRAME_NEXT", 2),
     ("interpolate", "Fill Frames", "Make the frames between two rendered keyframes", "IPO_EASE_IN_OUT", 3),
     ("restyle", "Restyle", "Re-generate a rendered sequence with the prompt", "BRUSH_DATA", 4),
+    ("control", "Follow Control", "Follow a control pass rendered from the scene (depth, edges, layout "
+     "or pose): the layout, camera path and timing of a blocked-out shot", "OUTLINER_OB_CAMERA", 5),
+]
+CONTROL_KIND_ITEMS = [
+    ("depth", "Depth", "Camera depth over the shot: near white, far black (camera motion)"),
+    ("edges", "Edges", "Outlines of the geometry (a Sobel of the depth)"),
+    ("layout", "Layout", "Each object a flat colour, or white silhouettes"),
+    ("pose", "Pose", "The armatures' bones in the OpenPose colours"),
+]
+CONTROL_SOURCE_ITEMS = [
+    ("RENDERED", "Rendered", "The pass Render Control made for this shot (<shot>/control/)"),
+    ("PATH", "Sequence Path", "A control sequence on disk: name.####.png"),
+]
+LAYOUT_STYLE_ITEMS = [
+    ("colors", "Colours", "A flat hue per object"),
+    ("silhouettes", "Silhouettes", "White silhouettes on black"),
 ]
 STILL_ITEMS = [
     ("RENDER_RESULT", "Render Result", "The current Render Result (render a frame first)"),
@@ -88,6 +104,15 @@ class SoraSceneProps(PropertyGroup):
     key_b: IntProperty(name="To Frame", default=16, min=0, description="Last keyframe (a rendered frame)")
     strength: FloatProperty(name="Strength", default=0.6, min=0.01, max=1.0,
                             description="0 keeps the input, 1 ignores it")
+
+    control_kind: EnumProperty(name="Control", items=CONTROL_KIND_ITEMS, default="depth",
+                               description="What the control pass shows")
+    control_source: EnumProperty(name="Control From", items=CONTROL_SOURCE_ITEMS, default="RENDERED")
+    control_path: StringProperty(name="Control Sequence", subtype="FILE_PATH",
+                                 description="name.####.png pattern, a folder or a file")
+    control_strength: FloatProperty(name="Control Strength", default=1.0, min=0.0, max=2.0,
+                                    description="How strongly the control is followed (where the model can)")
+    layout_style: EnumProperty(name="Layout Style", items=LAYOUT_STYLE_ITEMS, default="colors")
 
     link_composite: BoolProperty(name="Link to Composite", default=False,
                                  description="Also connect the shot to the Composite output (replaces its link)")

@@ -94,6 +94,20 @@ def sequence_source(scene, props) -> tuple[str, list[int] | None]:
     return bpy.path.abspath(props.seq_path), frame_range
 
 
+def control_folder(root: Path, shot: str) -> Path:
+    """Where Render Control writes a shot's control passes: ``<root>/<shot>/control/``."""
+    return Path(root) / shot / "control"
+
+
+def control_pattern(scene, props, root: Path) -> str:
+    """The control sequence the panel's shot follows: its rendered pass, or the chosen path."""
+    if props.control_source == "PATH":
+        if not props.control_path:
+            raise invalid("control", "no control sequence set", hint="choose one, or press Render Control")
+        return bpy.path.abspath(props.control_path)
+    return str(control_folder(root, check_shot_name(props.shot_name)) / f"{props.control_kind}.####.png")
+
+
 def existing_frames(pattern: str, frame_range=None) -> list[int]:
     """Frame numbers on disk for a ``####`` pattern, within ``[first, last]`` when given: one
     listing of the folder, never a probe per number (an open range would be 100,000 stats).
@@ -129,7 +143,8 @@ CHAIN_MODES = core_caps.CHAIN_MODES
 
 
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
-               available: int | None = None, fps: float | None = None, changes=()) -> planning.Plan:
+               available: int | None = None, fps: float | None = None, changes=(),
+               control_kind: str = "layout") -> planning.Plan:
     """The core planner's Plan of a request on ``caps`` (frames, size, passes, notices).
 
     For extend, ``frames`` counts new frames and ``available`` is how many rendered frames there
@@ -137,7 +152,9 @@ def fit_values(caps, mode: str, frames: int, width: int, height: int, context: i
     count = available or max(frames, caps.max_frames)
     inputs: dict = {}
     if mode in core_caps.SEQUENCE_MODES:
-        inputs["frames"] = "preview.####.exr"
+        inputs[core_caps.SEQUENCE_MODES[mode]] = "preview.####.exr"     # frames, or control
+    if mode == "control":
+        inputs["control_kind"] = control_kind
     if mode == "extend" and context:
         inputs["context"] = context
     if mode == "animate":
@@ -173,7 +190,7 @@ def fit(scene, props) -> Fit:
         frames = props.extend_frames
     elif mode == "interpolate":
         frames = abs(props.key_b - props.key_a) + 1
-    elif props.use_scene_frames or mode == "restyle":
+    elif props.use_scene_frames or mode in ("restyle", "control"):
         if mode == "restyle" and not props.use_scene_range:
             frames = abs(props.seq_end - props.seq_start) + 1
         else:
@@ -202,7 +219,7 @@ def fit(scene, props) -> Fit:
             pass
     try:
         p = fit_values(caps, mode, frames, width, height, props.context_frames, available, fps,
-                       schedule.to_spec(props))     # prompt switches start passes too
+                       schedule.to_spec(props), props.control_kind)     # prompt switches start passes too
     except SoraError as exc:
         result.problem = exc.message
         return result
@@ -291,6 +308,14 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
     frames = fitted.frames
     if mode == "animate":
         inputs.image = still_path(scene, props, root / "_inputs" / shot)
+    elif mode == "control":
+        pattern, frame_range = control_pattern(scene, props, root), [scene.frame_start, scene.frame_end]
+        if not existing_frames(pattern, frame_range):
+            raise SoraError("not_found", f"no control frames {frame_range[0]}-{frame_range[1]} at {pattern}",
+                            hint="press Render Control (or choose a control sequence)")
+        inputs.control, inputs.frame_range = pattern, frame_range
+        inputs.control_kind, inputs.control_strength = props.control_kind, props.control_strength
+        out.first_frame = frame_range[0]
     elif mode in ("extend", "restyle", "interpolate"):
         pattern, frame_range = sequence_source(scene, props)
         if mode == "interpolate":

@@ -10,7 +10,7 @@ from pathlib import Path
 from sora_core.errors import SoraError, invalid
 
 STATUS_ICONS = {"done": "CHECKMARK", "cached": "CHECKMARK", "error": "ERROR", "running": "SORTTIME",
-                "cancelled": "CANCEL", "queued": "TIME", "imported": "CHECKMARK"}
+                "cancelled": "CANCEL", "queued": "TIME", "imported": "CHECKMARK", "rendered": "CHECKMARK"}
 
 
 def status_icon(status: str) -> str:
@@ -62,11 +62,11 @@ class Request:
 def request(mode: str, caps, frames: int, scene_first: int, context: int = 0,
             shot: dict | None = None, a: dict | None = None, b: dict | None = None) -> Request:
     """A job node's frames and numbering from its own settings and its inputs' results
-    (``shot`` for extend/restyle, ``a``/``b`` for interpolate). ``frames`` 0: the default."""
+    (``shot`` for extend, restyle and control, ``a``/``b`` for interpolate). ``frames`` 0: the default."""
     if mode == "extend":
         return Request(frames or max(1, caps.max_frames - (context or caps.default_context)), None,
                        context, shot["last"] - shot["first"] + 1)
-    if mode == "restyle":
+    if mode in ("restyle", "control"):         # one frame per input frame, numbered alike
         return Request(frames or (shot["last"] - shot["first"] + 1), shot["first"])
     if mode == "interpolate" and "pattern" in a and "pattern" in b and b["first"] > a["last"]:
         return Request(frames or (b["first"] - a["last"] + 1), a["last"])

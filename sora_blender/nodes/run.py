@@ -15,8 +15,11 @@ from sora_core.errors import SoraError, invalid
 from .. import compositor, live, shots, tasks
 from ..settings import output_root
 from .graph import dependency_order as order_names
-from .specs import is_cached, node_spec, shown_state, upstream
-from .types import JOB_NODES, NODE_CLASSES, TREE_ID
+from ..control import render_for_shot
+from .specs import control_size, is_cached, node_spec, shot_name, shown_state, upstream
+from .types import CONTROL_NODE, JOB_NODES, NODE_CLASSES, TREE_ID
+
+LOCAL_NODES = ("SoraCompositorOutputNode", CONTROL_NODE)      # done in Blender, no worker job
 
 
 def dependency_order(tree, targets=None) -> list:
@@ -31,7 +34,7 @@ def dependency_order(tree, targets=None) -> list:
             raise SoraError("not_found", f"{err.message} in {tree.name}", hint=err.hint) from None
         raise
     nodes = [tree.nodes[name] for name in names]
-    return [n for n in nodes if n.bl_idname in JOB_NODES or n.bl_idname == "SoraCompositorOutputNode"]
+    return [n for n in nodes if n.bl_idname in JOB_NODES or n.bl_idname in LOCAL_NODES]
 
 
 def tree_key(tree) -> str:
@@ -53,8 +56,8 @@ def tree_task(tree, scene, targets=None, echo: bool = False) -> tasks.Task:
     for node in dependency_order(tree, targets):
         state = live.node(node)
         state.status, state.error, state.message, state.overall = "queued", "", "", 0.0
-        steps.append(_output_step(node.name, get, sc, uid) if node.bl_idname == "SoraCompositorOutputNode"
-                     else _job_step(node.name, get, sc, uid))
+        make = {"SoraCompositorOutputNode": _output_step, CONTROL_NODE: _control_step}.get(node.bl_idname, _job_step)
+        steps.append(make(node.name, get, sc, uid))
     return tasks.Task(tree_key(tree), steps, echo=echo)
 
 
@@ -108,6 +111,21 @@ def _output_step(name, get, sc, uid) -> tasks.Step:
                 "pattern": Path(up["pattern"]).name}
         compositor.import_shot(scene, done, node.shot_name or node.name, node.link_composite)
         live.node_by_key(uid, name).status = f"imported {Path(up['dir']).name}"
+        return None
+
+    return tasks.Step(name, prepare, lambda done: None, local=True)
+
+
+def _control_step(name, get, sc, uid) -> tasks.Step:
+    """Render Control: the pass rendered in Blender (no worker job), its result kept on the node."""
+    def prepare():
+        node, scene = get(name), sc()
+        folder = shots.control_folder(output_root(), shot_name(node))
+        result = render_for_shot(scene, node.control_kind, folder, control_size(node, scene), node.layout_style,
+                                 f"{shot_name(node)} control")
+        node.result_dir, node.result_pattern = result["dir"], Path(result["pattern"]).name
+        node.result_first, node.result_count = result["first"], result["last"] - result["first"] + 1
+        live.node_by_key(uid, name).status = f"rendered {node.control_kind}"
         return None
 
     return tasks.Step(name, prepare, lambda done: None, local=True)

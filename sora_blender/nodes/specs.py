@@ -20,7 +20,7 @@ from .. import live, schedule, shots
 from ..models import model_info, model_ref_for_spec
 from ..settings import get_prefs
 from .graph import job_result, request
-from .types import JOB_NODES
+from .types import CONTROL_NODE, JOB_NODES
 
 
 def linked(node, socket_name: str):
@@ -55,7 +55,7 @@ def node_result(node, scene) -> dict | None:
                 return None
             first, last = found[0], found[-1]
         return {"pattern": pattern, "first": first, "last": last}
-    if node.bl_idname in JOB_NODES:
+    if node.bl_idname in JOB_NODES or node.bl_idname == CONTROL_NODE:
         return job_result(node.result_dir, node.result_pattern, node.result_first, node.result_count)
     return None
 
@@ -102,6 +102,14 @@ def node_spec(node, scene) -> ShotSpec:
             inputs.direction, inputs.context = node.direction, node.context_frames or None
         else:
             inputs.strength = node.strength
+    elif mode == "control":
+        shot = upstream(node, "Control", scene)
+        if "pattern" not in shot:
+            raise invalid(f"{node.name}.Control", "control needs a frame sequence, not one image")
+        src = linked(node, "Control")
+        inputs.control, inputs.frame_range = shot["pattern"], [shot["first"], shot["last"]]
+        inputs.control_kind = src.control_kind if src.bl_idname == CONTROL_NODE else node.control_kind
+        inputs.control_strength = node.control_strength
     elif mode == "interpolate":
         a, b = upstream(node, "From", scene), upstream(node, "To", scene)
         inputs.keyframes = [Keyframe(a.get("image") or fill_pattern(a["pattern"], a["last"]), 0),
@@ -110,7 +118,8 @@ def node_spec(node, scene) -> ShotSpec:
                   node.context_frames if mode == "extend" else 0, shot, a, b)
     width, height = shots.scene_size(scene)
     fps = scene.render.fps / scene.render.fps_base
-    fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps, changes)
+    fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps, changes,
+                              inputs.control_kind)
     if mode == "interpolate":
         inputs.keyframes[1].index = fitted.total - 1
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,
@@ -122,6 +131,24 @@ def node_spec(node, scene) -> ShotSpec:
                     runtime=shots.spec_runtime(prefs))
     spec.validate()
     return spec
+
+
+def control_size(node, scene) -> tuple[int, int]:
+    """The size a Render Control node renders at: the size its first Follow Control node will
+    make (a pass of another aspect ratio is refused), else the scene's."""
+    size = shots.scene_size(scene)
+    for link in node.outputs["Control"].links:
+        follow = link.to_node
+        _info, caps, _problem = model_info(follow.model or scene.sora.model)
+        if follow.bl_idname == "SoraControlNode" and caps is not None and caps.supports("control"):
+            frames = scene.frame_end - scene.frame_start + 1
+            try:
+                p = shots.fit_values(caps, "control", frames, *size, fps=scene.render.fps / scene.render.fps_base,
+                                     control_kind=node.control_kind)
+            except SoraError:
+                continue
+            return p.width, p.height
+    return size
 
 
 def is_cached(node, spec_hash: str) -> bool:

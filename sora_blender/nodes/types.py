@@ -14,11 +14,13 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .. import live, schedule
+from ..properties import CONTROL_KIND_ITEMS, LAYOUT_STYLE_ITEMS
 from .graph import status_icon
 
 TREE_ID = "SoraShotTree"
 JOB_NODES = ("SoraGenerateNode", "SoraAnimateNode", "SoraExtendNode", "SoraInterpolateNode",
-             "SoraRestyleNode")
+             "SoraRestyleNode", "SoraControlNode")
+CONTROL_NODE = "SoraRenderControlNode"
 
 
 # ---- tree and sockets ------------------------------------------------------------------------
@@ -267,6 +269,53 @@ class SoraRestyleNode(JobNode, bpy.types.Node):
         layout.prop(self, "strength", slider=True)
 
 
+class SoraControlNode(JobNode, bpy.types.Node):
+    """Make a shot that follows the linked control pass (a Render Control node or a sequence)"""
+
+    bl_idname = "SoraControlNode"
+    bl_label = "Follow Control"
+    bl_icon = "OUTLINER_OB_CAMERA"
+    mode = "control"
+
+    control_kind: EnumProperty(name="Control", items=CONTROL_KIND_ITEMS, default="depth",
+                               description="What the linked sequence shows (a Render Control node says it itself)")
+    control_strength: FloatProperty(name="Control Strength", default=1.0, min=0.0, max=2.0)
+
+    def init(self, context):
+        self.inputs.new("SoraShotSocket", "Control")
+        JobNode.init(self, context)
+
+    def draw_mode(self, layout):
+        layout.prop(self, "control_kind")
+        layout.prop(self, "control_strength", slider=True)
+
+
+class SoraRenderControlNode(SoraNode, bpy.types.Node):
+    """Render a control pass of the scene (depth, edges, layout, pose) over its frame range"""
+
+    bl_idname = CONTROL_NODE
+    bl_label = "Render Control"
+    bl_icon = "RENDER_ANIMATION"
+
+    control_kind: EnumProperty(name="Control", items=CONTROL_KIND_ITEMS, default="depth")
+    layout_style: EnumProperty(name="Layout Style", items=LAYOUT_STYLE_ITEMS, default="colors")
+    shot_name: StringProperty(name="Shot", default="", description="Writes <shot>/control/; empty: tree_node")
+    result_dir: StringProperty(name="Result", default="", subtype="DIR_PATH")
+    result_pattern: StringProperty(default="")
+    result_first: IntProperty(default=0)
+    result_count: IntProperty(default=0)
+
+    def init(self, context):
+        self.outputs.new("SoraShotSocket", "Control")
+
+    def draw_buttons(self, context, layout):
+        layout.prop(self, "control_kind", text="")
+        if self.control_kind == "layout":
+            layout.prop(self, "layout_style", text="")
+        _run_button(self, layout)
+        _status_ui(self, layout)
+
+
 class SoraCompositorOutputNode(SoraNode, bpy.types.Node):
     """Load the linked shot into the scene's compositor (an image sequence node)"""
 
@@ -287,5 +336,5 @@ class SoraCompositorOutputNode(SoraNode, bpy.types.Node):
         _status_ui(self, layout)
 
 
-NODE_CLASSES = (SoraPromptNode, SoraRenderInputNode, SoraGenerateNode, SoraAnimateNode, SoraExtendNode,
-                SoraInterpolateNode, SoraRestyleNode, SoraCompositorOutputNode)
+NODE_CLASSES = (SoraPromptNode, SoraRenderInputNode, SoraRenderControlNode, SoraGenerateNode, SoraAnimateNode,
+                SoraExtendNode, SoraInterpolateNode, SoraRestyleNode, SoraControlNode, SoraCompositorOutputNode)

@@ -61,14 +61,25 @@ def scene(sora_addon, tmp_path):
     prefs.output_dir = ""
 
 
-@pytest.fixture(scope="session")
-def tiny_wan_t2v_path(tmp_path_factory):
-    """A tiny Wan text-to-video folder (generate/restyle only), built in a subprocess."""
-    folder = tmp_path_factory.mktemp("blender_wan") / "tiny-wan-t2v"
+def _tiny_model(tmp_path_factory, family: str) -> str:
+    """A tiny model folder of ``family`` (tests/fixtures/tiny_models), built in a subprocess."""
+    folder = tmp_path_factory.mktemp("blender_" + family) / f"tiny-{family}"
     code = ("import sys; from tests.fixtures import tiny_models; "
-            "tiny_models.BUILDERS['wan-t2v'](__import__('pathlib').Path(sys.argv[1]))")
+            f"tiny_models.BUILDERS[{family!r}](__import__('pathlib').Path(sys.argv[1]))")
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_t2v_path(tmp_path_factory):
+    """Tiny Wan text-to-video: generate and restyle only."""
+    return _tiny_model(tmp_path_factory, "wan-t2v")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_vace_path(tmp_path_factory):
+    """Tiny Wan VACE: generate, animate, extend, interpolate, control."""
+    return _tiny_model(tmp_path_factory, "wan-vace")
 
 
 @pytest.fixture
@@ -83,3 +94,4 @@ def tick_until(sora_addon):
             assert time.monotonic() < deadline, "timed out"
             time.sleep(0.02)
     return run
+

@@ -280,3 +280,23 @@ def test_quitting_stops_the_worker():
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+def test_stopping_an_idle_worker_returns_at_once_and_it_exits(sora_addon):
+    """An idle worker is told to exit and reaped by a thread: stop_worker returns in < 200 ms."""
+    service = sora_addon.worker.service
+    deadline = time.monotonic() + 120
+    while service.ready_client() is None:
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.05)
+    pid = service.worker_pid()
+    t0 = time.perf_counter()
+    service.stop_worker()
+    stop_ms = (time.perf_counter() - t0) * 1000
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ps = subprocess.run(["ps", "-o", "pid=,stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    assert not ps.strip() or ps.split()[1].startswith("Z"), ps
+    print(f"stop idle worker {stop_ms:.1f} ms")
+    assert stop_ms < 200, stop_ms

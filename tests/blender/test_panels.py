@@ -105,7 +105,7 @@ def test_registered(sora_addon):
             bpy.types.SORA_PT_view3d.bl_space_type} == {"NODE_EDITOR", "SEQUENCE_EDITOR", "VIEW_3D"}
 
 
-@pytest.mark.parametrize("mode", ["generate", "animate", "extend", "interpolate", "restyle"])
+@pytest.mark.parametrize("mode", ["generate", "animate", "extend", "interpolate", "restyle", "control"])
 def test_every_panel_draws_every_mode(scene, mode, blender_model):
     scene.sora.model = blender_model
     scene.sora.mode = mode
