@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
     provenance_cli.add_commands(sub)
+    from .qt import app as studio_app      # light: Qt is imported only when the studio opens
+    studio_app.add_arguments(sub.add_parser("studio", help="the Qt studio: shot panel, queue, "
+                                            "flipbook and history (needs the qt extra)"))
     from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
     farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
@@ -426,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
                                 args.columns))
             return EXIT_OK
+        if args.command == "studio":
+            from .qt import app as studio_app
+            return studio_app.main(args)
         if args.command == "farm":
             from .farm import cli as farm_cli
             return farm_cli.main(args)
