@@ -17,6 +17,8 @@ from pathlib import Path
 
 import bpy
 
+from sora_core.frames.sequence import fill_pattern
+
 LINEAR = "Linear Rec.709"
 
 
@@ -46,20 +48,19 @@ def blend_path(path) -> str:
     return rel if rel.startswith("//") else path
 
 
-def load_sequence(done: dict, label: str):
-    """An image datablock for the shot's frames (first frame file, source SEQUENCE)."""
+def load_sequence(done: dict, label: str, colorspace: str | None = None):
+    """An image datablock for the shot's frames (first frame file, source SEQUENCE); scene
+    linear unless ``colorspace`` says otherwise (control passes are Non-Color)."""
     folder = Path(done["dir"])
     first = int(done["first_frame"])
-    pattern = done.get("pattern") or "shot.####.exr"
-    digits = pattern.count("#")
-    first_file = folder / pattern.replace("#" * digits, str(first).zfill(digits))
+    first_file = folder / fill_pattern(done.get("pattern") or "shot.####.exr", first)
     image = bpy.data.images.load(str(first_file), check_existing=False)
     image.name = label
     path = blend_path(first_file)
     if path.startswith("//"):           # inside the .blend's folder tree: keep it relative
         image.filepath = path
     image.source = "SEQUENCE"
-    image.colorspace_settings.name = _linear_name(image)
+    image.colorspace_settings.name = colorspace or _linear_name(image)
     image.alpha_mode = "PREMUL"
     return image
 
@@ -86,10 +87,11 @@ def _composite(tree):
     return None
 
 
-def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_strip: bool = False):
+def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_strip: bool = False,
+                colorspace: str | None = None):
     """Load ``done`` (the worker's done event) into ``scene``'s compositor; return the node."""
     version = Path(done["dir"]).name
-    image = load_sequence(done, f"{shot} {version}")
+    image = load_sequence(done, f"{shot} {version}", colorspace)
     frames = int(done["frames"])
     first = int(done["first_frame"])
     tree = _compositor_tree(scene)
@@ -129,9 +131,8 @@ def add_sequencer_strip(scene, done: dict, shot: str):
         strips.remove(old)
     folder = Path(done["dir"])
     pattern = done.get("pattern") or "shot.####.exr"
-    digits = pattern.count("#")
     first = int(done["first_frame"])
-    names = [pattern.replace("#" * digits, str(first + i).zfill(digits)) for i in range(int(done["frames"]))]
+    names = [fill_pattern(pattern, first + i) for i in range(int(done["frames"]))]
     strip = strips.new_image(name=shot, filepath=str(folder / names[0]), channel=channel, frame_start=first)
     for name in names[1:]:
         strip.elements.append(name)
@@ -139,4 +140,16 @@ def add_sequencer_strip(scene, done: dict, shot: str):
     if directory.startswith("//"):          # relative to the .blend, like the compositor node
         strip.directory = directory.rstrip("/\\") + "/"
     strip.colorspace_settings.name = LINEAR
+    _add_sound_strip(strips, done, shot, channel + 1, first)
     return strip
+
+
+def _add_sound_strip(strips, done: dict, shot: str, channel: int, first: int) -> None:
+    """The shot's sound track (LTX-2 makes one) on the channel above its frames, replacing the
+    previous version's."""
+    name = f"{shot} sound"
+    old = strips.get(name)
+    if old is not None:
+        strips.remove(old)
+    if done.get("audio"):
+        strips.new_sound(name=name, filepath=str(done["audio"]), channel=channel, frame_start=first)

@@ -127,7 +127,7 @@ def main() -> None:
         print(f"sora: error: internal: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
     for name, mod in list(sys.modules.items()):     # the add-on's worker: stop it now
-        if name.endswith("sora_blender.runtime") and hasattr(mod, "stop_worker"):
+        if name.endswith("sora_blender.worker.service") and hasattr(mod, "stop_worker"):
             mod.stop_worker()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 
-from . import runtime, schedule, shots
-from .operators import scene_key
+from sora_core.manifest import MANIFEST_NAME, read_manifest
+from sora_core.timings import PHASES
+
+from . import live, schedule, shots, tasks
 from .properties import MODE_ITEMS
+from .scene_job import scene_key
 
 
 def _wrap(layout, text: str, icon: str = "NONE", width: int = 48) -> None:
@@ -26,9 +31,11 @@ def _wrap(layout, text: str, icon: str = "NONE", width: int = 48) -> None:
 
 
 def draw_sora(layout, context) -> None:
+    """Draws from the plan made once per settings change (``shots.panel_fit``) and the live
+    state: no file is read or stat-ed here."""
     scene = context.scene
     props = scene.sora
-    fitted = shots.fit(scene, props)
+    fitted = shots.panel_fit(scene)
     caps = fitted.caps
 
     col = layout.column()
@@ -53,7 +60,7 @@ def draw_sora(layout, context) -> None:
         if unsupported:
             _wrap(box, f"Greyed out: {caps.family} cannot {', '.join(unsupported)}", "INFO")
 
-    _draw_inputs(layout, scene, props)
+    _draw_inputs(layout, props, fitted)
 
     col = layout.column()
     col.prop(props, "prompt", text="", icon="TEXT")
@@ -66,12 +73,14 @@ def draw_sora(layout, context) -> None:
     if props.mode == "extend":
         row.prop(props, "extend_frames")
     elif props.mode in ("generate", "animate"):
-        row.prop(props, "use_scene_frames", text="", icon="SCENE_DATA")
+        row.prop(props, "use_scene_frames", toggle=True,
+                 text=f"Scene Range ({scene.frame_end - scene.frame_start + 1} frames)")
         sub = row.row(align=True)
         sub.enabled = not props.use_scene_frames
         sub.prop(props, "frames")
-    one_pass = fitted.caps is not None and fitted.frames <= fitted.caps.max_frames
-    box.label(text=f"Frames: {fitted.frames}" + (" in one pass" if one_pass else ""))
+    if caps is not None and not fitted.problem:
+        passes = "one pass" if fitted.passes == 1 else f"{fitted.passes} passes"
+        box.label(text=f"Frames: {fitted.frames} in {passes}")
     row = box.row(align=True)
     row.prop(props, "use_scene_fps", text="", icon="SCENE_DATA")
     sub = row.row(align=True)
@@ -97,8 +106,9 @@ def draw_sora(layout, context) -> None:
     row.prop(props, "link_composite", toggle=True)
     row.prop(props, "add_strip", toggle=True)
 
-    task = runtime.get_task(scene_key(scene))
+    task = tasks.get_task(scene_key(scene))
     running = task is not None and not task.finished
+    state = live.job(scene)
     row = layout.row()
     row.scale_y = 1.5
     sub = row.row()
@@ -106,26 +116,31 @@ def draw_sora(layout, context) -> None:
     sub.operator("sora.generate", icon="RENDER_ANIMATION")
     if running:
         row.operator("sora.cancel", icon="CANCEL")
+    elif state.resume is not None:
+        row.operator("sora.resume", icon="PLAY")
     if fitted.problem and not running:
         _wrap(layout, fitted.problem, "ERROR")
 
-    if running or props.state == "RUNNING":
-        text = props.message or f"{props.phase} {props.step}/{props.total}"
-        if hasattr(layout, "progress"):
-            layout.progress(factor=props.progress, type="BAR", text=text)
-        else:
-            layout.prop(props, "progress", text=text, slider=True)
-    elif props.state == "DONE":
-        _wrap(layout, props.message, "CHECKMARK")
-    if props.notices:
-        _wrap(layout, props.notices, "INFO")
-    if props.last_error:
-        _wrap(layout, props.last_error, "ERROR")
-        if props.last_hint:
-            _wrap(layout, "Fix: " + props.last_hint, "QUESTION")
+    layout.operator("sora.import_footage", icon="FILE_MOVIE")
+    importing = state.running and not running
+    if running or importing:
+        layout.progress(factor=state.overall, type="BAR", text=state.message or "starting")
+    elif state.state == "DONE":
+        _wrap(layout, state.message, "CHECKMARK")
+    if state.kept and not running:
+        kept = state.kept
+        _wrap(layout, f"Kept {kept['frames']} frames from {kept['first_frame']} ({kept['passes']} of "
+                      f"{kept['passes_total']} passes), in the compositor. Resume continues after them.", "INFO")
+    extra = [n for n in state.notices if n not in fitted.notes]     # each notice once
+    if extra:
+        _wrap(layout, "\n".join(extra), "INFO")
+    if state.error:
+        _wrap(layout, state.error, "ERROR")
+        if state.hint:
+            _wrap(layout, "Fix: " + state.hint, "QUESTION")
 
 
-def _draw_inputs(layout, scene, props) -> None:
+def _draw_inputs(layout, props, fitted) -> None:
     mode = props.mode
     if mode == "generate":
         return
@@ -139,14 +154,24 @@ def _draw_inputs(layout, scene, props) -> None:
         elif bpy.data.images.get("Render Result") is None:
             box.label(text="Render a frame (F12) first", icon="INFO")
         return
+    if mode == "control":
+        box.prop(props, "control_kind")
+        if props.control_kind == "layout":
+            box.prop(props, "layout_style")
+        box.prop(props, "control_source")
+        if props.control_source == "PATH":
+            box.prop(props, "control_path")
+        else:
+            box.operator("sora.render_control", icon="RENDER_ANIMATION")
+        box.prop(props, "control_strength", slider=True)
+        return
     box.prop(props, "seq_source")
     if props.seq_source == "PATH":
         box.prop(props, "seq_path")
+    elif fitted.source_error:
+        box.label(text=fitted.source_error, icon="ERROR")
     else:
-        try:
-            box.label(text=shots.render_pattern(scene), icon="FILE_IMAGE")
-        except Exception as exc:    # a bad output path: show it, never fail the draw
-            box.label(text=str(exc), icon="ERROR")
+        box.label(text=fitted.source, icon="FILE_IMAGE")
     row = box.row(align=True)
     row.prop(props, "use_scene_range", text="", icon="SCENE_DATA")
     sub = row.row(align=True)
@@ -194,4 +219,50 @@ class SORA_PT_view3d(SoraPanelMixin, bpy.types.Panel):
 
 
 PANELS = (SORA_PT_compositor, SORA_PT_sequencer, SORA_PT_view3d)
-classes = PANELS
+
+
+def last_timings(scene) -> dict:
+    """The last shot's ``timings`` from its manifest: read once per shot (and disk change)."""
+    folder = scene.sora.last_dir
+
+    def read():
+        try:
+            return read_manifest(Path(folder) / MANIFEST_NAME).get("timings") or {}
+        except (OSError, ValueError):
+            return {}
+    return live.memo("timings", scene.session_uid, (folder, live.generation), read) if folder else {}
+
+
+def _split(t: dict) -> str:
+    return " · ".join(f"{k[:-2]} {t.get(k, 0):.2f}" for k in PHASES) + f" · total {t.get('total_s', 0):.2f} s"
+
+
+def draw_timings(layout, context) -> None:
+    """Where the last shot's time went: per phase, in total and per pass."""
+    timings = last_timings(context.scene)
+    if not timings:
+        layout.label(text="No shot yet", icon="INFO")
+        return
+    layout.label(text=f"Shot: {_split(timings)}", icon="TIME")
+    for p in timings.get("passes", []):
+        layout.label(text=f"Pass {p.get('pass', '?')}: {_split(p)}")
+
+
+class SoraTimingsMixin:
+    bl_region_type = "UI"
+    bl_category = "Sora"
+    bl_label = "Timings"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_timings(self.layout, context)
+
+
+def _timings_panel(parent):
+    return type(f"SORA_PT_{parent.bl_space_type.lower()}_timings", (SoraTimingsMixin, bpy.types.Panel),
+                {"bl_idname": parent.bl_idname + "_timings", "bl_space_type": parent.bl_space_type,
+                 "bl_parent_id": parent.bl_idname})
+
+
+TIMING_PANELS = tuple(_timings_panel(p) for p in PANELS)
+classes = PANELS + TIMING_PANELS

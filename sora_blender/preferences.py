@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences, PropertyGroup
 
-from . import runtime
+from sora_core.spec import DTYPES, MEMORY_STRATEGIES
 
-ADDON_ID = runtime.ADDON_ID
+from . import live, models
+from .settings import ADDON_ID, get_prefs
+from .worker import setup
+from .worker.python import worker_python
 
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA when present, then Apple MPS, else CPU"),
@@ -16,23 +21,28 @@ DEVICE_ITEMS = [
     ("cuda", "CUDA", "First NVIDIA GPU"),
     ("mps", "Apple MPS", "Apple silicon GPU"),
 ]
-DTYPE_ITEMS = [
-    ("auto", "Auto", "float16/bfloat16 on a GPU, float32 on the CPU"),
-    ("float32", "float32", ""),
-    ("float16", "float16", ""),
-    ("bfloat16", "bfloat16", ""),
-]
-MEMORY_ITEMS = [
-    ("none", "None", "Keep the whole model on the device (fastest)"),
-    ("model_cpu_offload", "Model CPU Offload", "Move each sub-model to the device only while it runs"),
-    ("group_offload", "Group Offload", "Offload layer groups (lowest GPU memory, slower)"),
-    ("vae_tiling", "VAE Tiling", "Decode frames in tiles (helps large sizes)"),
-]
+_DTYPE_TEXT = {"auto": ("Auto", "float16/bfloat16 on a GPU, float32 on the CPU")}
+_MEMORY_TEXT = {
+    "none": ("None", "Keep the whole model on the device (fastest)"),
+    "model_cpu_offload": ("Model CPU Offload", "Move each sub-model to the device only while it runs"),
+    "group_offload": ("Group Offload", "Offload layer groups (lowest GPU memory, slower)"),
+    "vae_tiling": ("VAE Tiling", "Decode frames in tiles (helps large sizes)"),
+}
+# the values are the core's own lists (what validation accepts); only the wording is here
+DTYPE_ITEMS = [(d, *_DTYPE_TEXT.get(d, (d, ""))) for d in DTYPES]
+MEMORY_ITEMS = [(m, *_MEMORY_TEXT.get(m, (m.replace("_", " ").title(), ""))) for m in MEMORY_STRATEGIES]
 
 
 def _rescan_models(_self, _context) -> None:
     """A model folder was edited: the model list is read again on its next use."""
-    runtime.scan_models(force=True)
+    models.scan_models(force=True)
+
+
+def worker_status(prefs) -> tuple[str, str]:
+    """(the Python the worker uses, why the set-up venv is not used): looked up once per change
+    of the preference (or a set-up's end), not on every redraw of the preferences."""
+    key = (prefs.worker_python, os.environ.get("SORA_WORKER_PYTHON"), setup.setup_running(), live.generation)
+    return live.memo("worker", "", key, lambda: (worker_python(prefs), setup.setup_problem(prefs)))
 
 
 class SORA_PG_model_folder(PropertyGroup):
@@ -68,16 +78,16 @@ class SORA_AP_preferences(AddonPreferences):
         box = layout.box()
         box.label(text="Worker", icon="CONSOLE")
         box.prop(self, "worker_python")
-        box.label(text=f"Uses: {runtime.worker_python(self)}")
-        problem = runtime.setup_problem(self)
+        python, problem = worker_status(self)
+        box.label(text=f"Uses: {python}")
         if problem:
-            for i, line in enumerate(runtime.setup_problem_lines(problem)):
+            for i, line in enumerate(setup.setup_problem_lines(problem)):
                 box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         box.prop(self, "pip_args")
         row = box.row()
         row.operator("sora.setup_worker", icon="IMPORT")
         row.operator("sora.check_worker", icon="CHECKMARK")
-        for line in runtime.worker_report_lines():
+        for line in setup.worker_report_lines():
             box.label(text=line)
 
         box = layout.box()
@@ -90,13 +100,15 @@ class SORA_AP_preferences(AddonPreferences):
             op = row.operator("sora.model_folder_remove", text="", icon="X")
             op.index = i
         box.operator("sora.model_folder_add", icon="ADD")
-        for info in runtime.scan_models():
+        for info in models.scan_models():
             caps = info.capabilities
             text = f"{info.name}: {info.family or 'unsupported pipeline ' + info.pipeline_class}"
             if caps:
-                text += f" | {', '.join(caps.modes)} | {caps.frame_rule()} frames up to {caps.max_frames}"
+                text += f" | {caps.describe()}"
+            elif info.problem:
+                text += f" | {info.problem}"
             box.label(text=text, icon="PACKAGE" if info.bundled else "NODE_MATERIAL")
-        if not runtime.scan_models():
+        if not models.scan_models():
             box.label(text="No models found (the bundled model's weights are missing?)", icon="ERROR")
 
         box = layout.box()
@@ -113,7 +125,7 @@ class SORA_OT_model_folder_add(bpy.types.Operator):
     bl_options = {"INTERNAL"}
 
     def execute(self, context):
-        prefs = runtime.get_prefs(context)
+        prefs = get_prefs(context)
         if hasattr(prefs, "model_folders"):
             prefs.model_folders.add()
         return {"FINISHED"}
@@ -126,10 +138,10 @@ class SORA_OT_model_folder_remove(bpy.types.Operator):
     index: IntProperty()
 
     def execute(self, context):
-        prefs = runtime.get_prefs(context)
+        prefs = get_prefs(context)
         if hasattr(prefs, "model_folders") and 0 <= self.index < len(prefs.model_folders):
             prefs.model_folders.remove(self.index)
-            runtime.scan_models(force=True)
+            models.scan_models(force=True)
         return {"FINISHED"}
 
 

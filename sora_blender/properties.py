@@ -1,4 +1,5 @@
-"""``scene.sora``: everything the panels show and the generate operator turns into a ShotSpec."""
+"""``scene.sora``: the panel's settings, saved with the .blend, that Generate turns into a
+ShotSpec. What a running job shows lives in :mod:`.live` (never saved)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import runtime, schedule
+from . import models, schedule
 
 MODE_ITEMS = [
     ("generate", "Generate", "Make a shot from the prompt alone", "PLAY", 0),
@@ -15,6 +16,22 @@ MODE_ITEMS = [
     ("extend", "Extend Render", "Continue the rendered sequence forwards or backwards", "FRAME_NEXT", 2),
     ("interpolate", "Fill Frames", "Make the frames between two rendered keyframes", "IPO_EASE_IN_OUT", 3),
     ("restyle", "Restyle", "Re-generate a rendered sequence with the prompt", "BRUSH_DATA", 4),
+    ("control", "Follow Control", "Follow a control pass rendered from the scene (depth, edges, layout "
+     "or pose): the layout, camera path and timing of a blocked-out shot", "OUTLINER_OB_CAMERA", 5),
+]
+CONTROL_KIND_ITEMS = [
+    ("depth", "Depth", "Camera depth over the shot: near white, far black (camera motion)"),
+    ("edges", "Edges", "Outlines of the geometry (a Sobel of the depth)"),
+    ("layout", "Layout", "Each object a flat colour, or white silhouettes"),
+    ("pose", "Pose", "The armatures' bones in the OpenPose colours"),
+]
+CONTROL_SOURCE_ITEMS = [
+    ("RENDERED", "Rendered", "The pass Render Control made for this shot (<shot>/control/)"),
+    ("PATH", "Sequence Path", "A control sequence on disk: name.####.png"),
+]
+LAYOUT_STYLE_ITEMS = [
+    ("colors", "Colours", "A flat hue per object"),
+    ("silhouettes", "Silhouettes", "White silhouettes on black"),
 ]
 STILL_ITEMS = [
     ("RENDER_RESULT", "Render Result", "The current Render Result (render a frame first)"),
@@ -29,14 +46,8 @@ DIRECTION_ITEMS = [
     ("forward", "Forward", "New frames after the last rendered frame"),
     ("backward", "Backward", "New frames before the first rendered frame"),
 ]
-STATE_ITEMS = [
-    ("IDLE", "Idle", ""), ("RUNNING", "Running", ""), ("DONE", "Done", ""),
-    ("ERROR", "Error", ""), ("CANCELLED", "Cancelled", ""),
-]
-
-
 def _model_search(self, context, edit_text):
-    names = [m.name for m in runtime.scan_models()]
+    names = [m.name for m in models.scan_models()]
     if "tinyworld" not in names:
         names.insert(0, "tinyworld")
     return [n for n in names if edit_text.lower() in n.lower()] or names
@@ -59,9 +70,11 @@ class SoraSceneProps(PropertyGroup):
     guidance: FloatProperty(name="Guidance", default=-1.0, min=-1.0, max=50.0,
                             description="Classifier-free guidance; -1 uses the model's default")
 
-    use_scene_frames: BoolProperty(name="Scene Frames", default=False,
-                                   description="Make the scene's whole frame range (a long shot of "
-                                               "several passes when it is longer than one pass)")
+    use_scene_frames: BoolProperty(name="Scene Range", default=False,
+                                   description="Make the scene's whole frame range: a long shot of "
+                                               "several passes when it is longer than the model's "
+                                               "pass (the panel shows the frame and pass count). "
+                                               "Off: Frames (0: one pass of the model's default length)")
     frames: IntProperty(name="Frames", default=0, min=0, max=100000,
                         description="Frames to make; 0 makes one pass of the model's default length")
     use_scene_fps: BoolProperty(name="Scene FPS", default=True)
@@ -92,22 +105,22 @@ class SoraSceneProps(PropertyGroup):
     strength: FloatProperty(name="Strength", default=0.6, min=0.01, max=1.0,
                             description="0 keeps the input, 1 ignores it")
 
+    control_kind: EnumProperty(name="Control", items=CONTROL_KIND_ITEMS, default="depth",
+                               description="What the control pass shows")
+    control_source: EnumProperty(name="Control From", items=CONTROL_SOURCE_ITEMS, default="RENDERED")
+    control_path: StringProperty(name="Control Sequence", subtype="FILE_PATH",
+                                 description="name.####.png pattern, a folder or a file")
+    control_strength: FloatProperty(name="Control Strength", default=1.0, min=0.0, max=2.0,
+                                    description="How strongly the control is followed (where the model can)")
+    layout_style: EnumProperty(name="Layout Style", items=LAYOUT_STYLE_ITEMS, default="colors")
+
     link_composite: BoolProperty(name="Link to Composite", default=False,
                                  description="Also connect the shot to the Composite output (replaces its link)")
     add_strip: BoolProperty(name="Add VSE Strip", default=False,
                             description="Also add the shot as an image strip in the Video Sequencer")
 
-    # live status (written by the timer)
-    state: EnumProperty(name="State", items=STATE_ITEMS, default="IDLE")
-    phase: StringProperty(name="Phase")
-    step: IntProperty(name="Step")
-    total: IntProperty(name="Total")
-    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
-    message: StringProperty(name="Message")
-    last_error: StringProperty(name="Last Error")
-    last_hint: StringProperty(name="Hint")
-    last_dir: StringProperty(name="Last Shot", subtype="DIR_PATH")
-    notices: StringProperty(name="Notices")
+    last_dir: StringProperty(name="Last Shot", subtype="DIR_PATH",
+                             description="Folder of the last shot brought into the compositor")
 
 
 classes = (SoraSceneProps,)

@@ -3,7 +3,6 @@ rendered sequences, version folders ``//sora/<shot>/v###/`` so nothing is overwr
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -12,11 +11,13 @@ from pathlib import Path
 import bpy
 
 from sora_core.errors import SoraError, invalid
-from sora_core.frames.sequence import find_sequence
+from sora_core.frames.sequence import fill_pattern, find_sequence
 from sora_core import capabilities as core_caps, planning
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
 
-from . import runtime, schedule
+from . import live, schedule
+from .models import model_info, model_ref_for_spec
+from .settings import get_prefs, output_root
 
 VERSION_RE = re.compile(r"^v(\d{3,})$")
 _BIG = 987654321
@@ -31,37 +32,14 @@ def ocio_config_path() -> str:
     return str(Path(bpy.utils.resource_path("LOCAL")) / "datafiles" / "colormanagement" / "config.ocio")
 
 
-@functools.lru_cache(maxsize=4)
-def config_looks(config: str) -> tuple[str, ...]:
-    """Look names of an OCIO config, through the OpenImageIO module Blender ships."""
-    import OpenImageIO as oiio
-
-    return tuple(oiio.ColorConfig(config).getLookNames())
-
-
 def scene_color(scene) -> Color:
     """The scene's view transform, used both ways (renders in, generated frames out)."""
     vs, ds = scene.view_settings, scene.display_settings
-    config = ocio_config_path()
-    look = vs.look if vs.look and vs.look != "None" else None
-    if look:
-        looks = config_looks(config)
-        if looks and look not in looks and " - " in look and look.split(" - ", 1)[1] in looks:
-            look = look.split(" - ", 1)[1]        # Blender shows some looks as "<view> - <look>"
-    return Color(config=config, display=ds.display_device, view=vs.view_transform, look=look)
+    look = vs.look if vs.look and vs.look != "None" else None   # the worker maps "<view> - <look>"
+    return Color(config=ocio_config_path(), display=ds.display_device, view=vs.view_transform, look=look)
 
 
 # ---- output folders ----------------------------------------------------------------------------
-def output_root(prefs=None) -> Path:
-    """Preference folder, else //sora next to the .blend, else the extension's user folder."""
-    prefs = prefs or runtime.get_prefs()
-    if prefs.output_dir:
-        return Path(bpy.path.abspath(prefs.output_dir))
-    if bpy.data.filepath:
-        return Path(bpy.path.abspath("//sora"))
-    return runtime.user_dir() / "sora"
-
-
 def next_version(root: Path, shot: str) -> str:
     """``<shot>/v###`` one above every existing version; the folder is reserved at once."""
     shot_dir = root / shot
@@ -103,13 +81,6 @@ def render_pattern(scene) -> str:
     return bpy.path.abspath(probe.replace(str(_BIG), "#" * max(width, 1)))
 
 
-def frame_file(pattern: str, number: int) -> str:
-    m = re.search(r"#+", pattern)
-    if not m:
-        return pattern
-    return pattern[:m.start()] + str(number).zfill(len(m.group())) + pattern[m.end():]
-
-
 def sequence_source(scene, props) -> tuple[str, list[int] | None]:
     """(pattern or path, [first, last] or None) of the rendered frames the mode starts from."""
     if props.use_scene_range:
@@ -123,36 +94,34 @@ def sequence_source(scene, props) -> tuple[str, list[int] | None]:
     return bpy.path.abspath(props.seq_path), frame_range
 
 
+def control_folder(root: Path, shot: str) -> Path:
+    """Where Render Control writes a shot's control passes: ``<root>/<shot>/control/``."""
+    return Path(root) / shot / "control"
+
+
+def control_pattern(scene, props, root: Path) -> str:
+    """The control sequence the panel's shot follows: its rendered pass, or the chosen path."""
+    if props.control_source == "PATH":
+        if not props.control_path:
+            raise invalid("control", "no control sequence set", hint="choose one, or press Render Control")
+        return bpy.path.abspath(props.control_path)
+    return str(control_folder(root, check_shot_name(props.shot_name)) / f"{props.control_kind}.####.png")
+
+
 def existing_frames(pattern: str, frame_range=None) -> list[int]:
     """Frame numbers on disk for a ``####`` pattern, within ``[first, last]`` when given: one
-    listing of the folder, never a probe per number (an open range would be 100,000 stats)."""
+    listing of the folder, never a probe per number (an open range would be 100,000 stats).
+    Call it when a spec is built or a plan is made, never from draw()."""
     if "#" not in pattern:
         return []
-    numbers = _numbers_on_disk(pattern)
+    try:
+        numbers = [n for n, _ in find_sequence(pattern)]
+    except SoraError:
+        return []
     if frame_range is None:
         return numbers
     first, last = frame_range
     return [n for n in numbers if first <= n <= last]
-
-
-_listings: dict[str, tuple[int, list[int]]] = {}   # pattern -> (folder mtime_ns, numbers)
-
-
-def _numbers_on_disk(pattern: str) -> list[int]:
-    """The folder is listed again only when its mtime changes (a frame added or removed), so a
-    panel drawn many times a second costs one stat, not a listing."""
-    try:
-        stamp = os.stat(os.path.dirname(pattern) or ".").st_mtime_ns
-    except OSError:
-        return []
-    cached = _listings.get(pattern)
-    if cached is None or cached[0] != stamp:
-        try:
-            numbers = [n for n, _ in find_sequence(pattern)]
-        except SoraError:
-            numbers = []
-        cached = _listings[pattern] = (stamp, numbers)
-    return cached[1]
 
 
 # ---- fitting a request to the model ------------------------------------------------------------
@@ -165,21 +134,27 @@ class Fit:
     notes: list[str] = field(default_factory=list)
     problem: str = ""               # why the request cannot run (greyed-out Generate)
     caps: object = None
+    passes: int = 1
+    source: str = ""                # the render output pattern, for the panel
+    source_error: str = ""          # why the render output has none
 
 
 CHAIN_MODES = core_caps.CHAIN_MODES
 
 
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
-               available: int | None = None, fps: float | None = None):
-    """(frames, width, height, notes) of a request on ``caps``, as the core's planner decides it.
+               available: int | None = None, fps: float | None = None, changes=(),
+               control_kind: str = "layout") -> planning.Plan:
+    """The core planner's Plan of a request on ``caps`` (frames, size, passes, notices).
 
     For extend, ``frames`` counts new frames and ``available`` is how many rendered frames there
     are (None: not known yet). Raises SoraError when the request cannot be made."""
     count = available or max(frames, caps.max_frames)
     inputs: dict = {}
     if mode in core_caps.SEQUENCE_MODES:
-        inputs["frames"] = "preview.####.exr"
+        inputs[core_caps.SEQUENCE_MODES[mode]] = "preview.####.exr"     # frames, or control
+    if mode == "control":
+        inputs["control_kind"] = control_kind
     if mode == "extend" and context:
         inputs["context"] = context
     if mode == "animate":
@@ -187,10 +162,11 @@ def fit_values(caps, mode: str, frames: int, width: int, height: int, context: i
     if mode == "interpolate":
         inputs["keyframes"] = [{"path": "a.exr", "index": 0}, {"path": "b.exr", "index": max(frames - 1, 1)}]
     spec = ShotSpec.from_dict({"mode": mode, "prompt": "preview", "frames": frames, "width": width,
-                               "height": height, "fps": fps, "inputs": inputs})
+                               "height": height, "fps": fps, "inputs": inputs,
+                               "prompt_schedule": [{"start": c.start, "prompt": c.prompt} for c in changes]
+                               if mode in CHAIN_MODES else []})
     sequence = tuple((n, f"preview.{n:04d}.exr") for n in range(1, count + 1))
-    p = planning.plan(spec, caps, planning.Available(sequence=sequence))
-    return p.total, p.width, p.height, list(p.notices)
+    return planning.plan(spec, caps, planning.Available(sequence=sequence))
 
 
 def scene_size(scene) -> tuple[int, int]:
@@ -201,7 +177,7 @@ def scene_size(scene) -> tuple[int, int]:
 
 def fit(scene, props) -> Fit:
     """What will be asked of the model, never raising: the notes and the reason it cannot run."""
-    info, caps, problem = runtime.model_info(props.model)
+    info, caps, problem = model_info(props.model)
     render = scene.render
     fps = render.fps / render.fps_base if props.use_scene_fps else props.fps
     if props.use_scene_size:
@@ -214,7 +190,7 @@ def fit(scene, props) -> Fit:
         frames = props.extend_frames
     elif mode == "interpolate":
         frames = abs(props.key_b - props.key_a) + 1
-    elif props.use_scene_frames or mode == "restyle":
+    elif props.use_scene_frames or mode in ("restyle", "control"):
         if mode == "restyle" and not props.use_scene_range:
             frames = abs(props.seq_end - props.seq_start) + 1
         else:
@@ -242,18 +218,43 @@ def fit(scene, props) -> Fit:
         except SoraError:
             pass
     try:
-        frames, width, height, notes = fit_values(caps, mode, frames, width, height, props.context_frames,
-                                                  available, fps)
+        p = fit_values(caps, mode, frames, width, height, props.context_frames, available, fps,
+                       schedule.to_spec(props), props.control_kind)     # prompt switches start passes too
     except SoraError as exc:
         result.problem = exc.message
         return result
-    result.notes += notes
-    result.frames, result.width, result.height = frames, width, height
+    result.notes += p.notices
+    result.frames, result.width, result.height, result.passes = p.total, p.width, p.height, len(p.passes)
+    return result
+
+
+def settings_key(scene) -> tuple:
+    """Everything of the scene a panel plan depends on (no disk access)."""
+    r, vs = scene.render, scene.view_settings
+    return (scene.frame_start, scene.frame_end, r.resolution_x, r.resolution_y, r.resolution_percentage,
+            r.fps, r.fps_base, r.filepath, bpy.data.filepath, vs.view_transform, vs.look, scene.display_settings.display_device)
+
+
+def panel_fit(scene) -> Fit:
+    """:func:`fit` for draw(): made once per settings change (a cheap key of the panel's and the
+    scene's settings; :data:`live.generation` for what changed on disk), never per redraw."""
+    props = scene.sora
+    key = (live.rna_key(props), settings_key(scene), live.generation)
+    return live.memo("scene", scene.session_uid, key, lambda: _fit_for_panel(scene, props))
+
+
+def _fit_for_panel(scene, props) -> Fit:
+    result = fit(scene, props)
+    try:
+        result.source = render_pattern(scene)
+    except SoraError as exc:        # a bad output path: the panel shows it
+        result.source_error = exc.message
     return result
 
 
 # ---- specs -------------------------------------------------------------------------------------
-def _runtime(prefs) -> Runtime:
+def spec_runtime(prefs) -> Runtime:
+    """The worker settings of the preferences, as a spec carries them."""
     return Runtime(device=prefs.device, dtype=prefs.dtype, memory=prefs.memory)
 
 
@@ -294,7 +295,7 @@ def still_path(scene, props, inputs_dir: Path) -> str:
 def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[ShotSpec, Path, Fit]:
     """The ShotSpec for the scene's Sora panel; reserves ``<root>/<shot>/v###``."""
     props = props or scene.sora
-    prefs = prefs or runtime.get_prefs()
+    prefs = prefs or get_prefs()
     shot = check_shot_name(props.shot_name)
     fitted = fit(scene, props)
     if fitted.problem:
@@ -307,13 +308,21 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
     frames = fitted.frames
     if mode == "animate":
         inputs.image = still_path(scene, props, root / "_inputs" / shot)
+    elif mode == "control":
+        pattern, frame_range = control_pattern(scene, props, root), [scene.frame_start, scene.frame_end]
+        if not existing_frames(pattern, frame_range):
+            raise SoraError("not_found", f"no control frames {frame_range[0]}-{frame_range[1]} at {pattern}",
+                            hint="press Render Control (or choose a control sequence)")
+        inputs.control, inputs.frame_range = pattern, frame_range
+        inputs.control_kind, inputs.control_strength = props.control_kind, props.control_strength
+        out.first_frame = frame_range[0]
     elif mode in ("extend", "restyle", "interpolate"):
         pattern, frame_range = sequence_source(scene, props)
         if mode == "interpolate":
             a, b = sorted((props.key_a, props.key_b))
             if a == b:
                 raise invalid("keyframes", "the two keyframes are the same frame")
-            inputs.keyframes = [Keyframe(frame_file(pattern, a), 0), Keyframe(frame_file(pattern, b), b - a)]
+            inputs.keyframes = [Keyframe(fill_pattern(pattern, a), 0), Keyframe(fill_pattern(pattern, b), b - a)]
             for k in inputs.keyframes:
                 if not os.path.isfile(k.path):
                     raise SoraError("not_found", f"keyframe not rendered: {k.path}",
@@ -343,11 +352,11 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                 inputs.strength = props.strength
                 out.first_frame = frame_range[0] if frame_range else 1
     spec = ShotSpec(mode=mode, prompt=props.prompt, negative_prompt=props.negative_prompt,
-                    model=runtime.model_ref_for_spec(props.model), seed=props.seed,
+                    model=model_ref_for_spec(props.model), seed=props.seed,
                     steps=props.steps or None, guidance=None if props.guidance < 0 else props.guidance,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
                     prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
-                    inputs=inputs, output=out, color=scene_color(scene), runtime=_runtime(prefs))
+                    inputs=inputs, output=out, color=scene_color(scene), runtime=spec_runtime(prefs))
     spec.validate()
     if reserve:
         spec.output.dir = next_version(root, shot)

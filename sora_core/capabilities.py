@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-ALL_MODES = ("generate", "animate", "extend", "interpolate", "restyle", "control")
+ALL_MODES = ("generate", "animate", "extend", "interpolate", "restyle", "control", "hdr")
 CHAIN_MODES = ("generate", "animate", "extend")     # modes a long shot can be chained in
 # modes that read an input frame sequence -> the Inputs field naming it
-SEQUENCE_MODES = {"extend": "frames", "restyle": "frames", "control": "control"}
+SEQUENCE_MODES = {"extend": "frames", "restyle": "frames", "control": "control", "hdr": "frames"}
+LINEAR_MODES = ("hdr",)     # modes whose output is already scene linear (no inverse view transform)
 CONTROL_KINDS = ("depth", "edges", "pose", "layout")  # what a control sequence shows
 
 
@@ -36,6 +37,11 @@ class Capabilities:
     max_prompt_words: int = 400     # rough text-encoder limit, in words
     default_context: int = 1        # given frames that condition an extension
     control_kinds: tuple[str, ...] = ()  # control sequences the model follows (mode "control")
+    variant: str = ""               # the known model it was recognised as (model_rules.KNOWN_MODELS)
+    experts: int = 1                # Wan 2.2 A14B: 2 (high-noise and low-noise transformers)
+    default_guidance_2: float | None = None  # guidance of the low-noise expert (two experts only)
+    audio: bool = False             # the model makes a sound track too (LTX-2)
+    notes: tuple[str, ...] = ()     # how the rules were read: defaults used, overrides applied
 
     @property
     def default_frames(self) -> int:
@@ -91,15 +97,31 @@ def _wan(family: str, modes: tuple[str, ...], control_kinds: tuple[str, ...] = (
                         max_prompt_words=380, default_context=5, control_kinds=control_kinds)
 
 
+def _ltx(family: str, modes: tuple[str, ...], **extra) -> Capabilities:
+    return Capabilities(family=family, modes=modes, frame_multiple=8, frame_offset=1, min_frames=9,
+                        **{**dict(max_frames=257, size_multiple=32, min_size=32, max_size=1280,
+                                  default_steps=40, default_guidance=3.0, default_fps=24.0,
+                                  default_size=(704, 480), max_prompt_words=90, default_context=9),
+                           **extra})
+
+
+# Each family's documented defaults: what a model of the family gets where its own files say
+# nothing (``sora_core.model_rules`` reads the rules from the files and says which came from here).
 FAMILIES: dict[str, Capabilities] = {
     "wan-t2v": _wan("wan-t2v", ("generate", "restyle")),
     "wan-i2v": _wan("wan-i2v", ("animate", "interpolate")),
+    # Wan 2.2 TI2V-5B: one transformer that generates and animates a still (expand_timesteps)
+    "wan-ti2v": _wan("wan-ti2v", ("generate", "animate", "restyle")),
     # VACE follows any control video (depth, pose, edges, flat layouts) with an all-generate mask
     "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate", "control"), CONTROL_KINDS),
-    "ltx": Capabilities(family="ltx", modes=ALL_MODES, frame_multiple=8, frame_offset=1, min_frames=9,
-                        max_frames=257, size_multiple=32, min_size=32, max_size=1280, default_steps=40,
-                        default_guidance=3.0, default_fps=24.0, default_size=(704, 480),
-                        max_prompt_words=90, default_context=9),
+    "ltx": _ltx("ltx", ALL_MODES[:-1]),
+    # LTX-2: video with its sound track; animate, extend and keyframes through LTX2ConditionPipeline
+    "ltx2": _ltx("ltx2", ("generate", "animate", "extend", "interpolate"), max_frames=481,
+                 default_steps=30, default_guidance=3.0, default_size=(768, 512), max_size=2048,
+                 max_prompt_words=600, audio=True),
+    # LTX-2 HDR: a display-referred clip in, scene-linear HDR out (LTX2HDRPipeline with its IC-LoRA)
+    "ltx2-hdr": _ltx("ltx2-hdr", ("hdr",), max_frames=481, default_steps=30, default_size=(768, 512),
+                     max_size=2048, max_prompt_words=600),
 }
 
 # diffusers pipeline class named in a folder's model_index.json -> family
@@ -111,6 +133,10 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "LTXPipeline": "ltx",
     "LTXConditionPipeline": "ltx",
     "LTXImageToVideoPipeline": "ltx",
+    "LTX2Pipeline": "ltx2",
+    "LTX2ImageToVideoPipeline": "ltx2",
+    "LTX2ConditionPipeline": "ltx2",
+    "LTX2HDRPipeline": "ltx2-hdr",
 }
 
 

@@ -34,6 +34,8 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int)
     p.add_argument("--guidance", type=float)
+    p.add_argument("--guidance-2", type=float, dest="guidance_2",
+                   help="guidance of the low-noise expert (two-expert models: Wan 2.2 A14B)")
     p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
     p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
     p.add_argument("--first-frame", type=int, help="number of the first written frame")
@@ -41,9 +43,9 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
                    help="replace another shot found in the shot folder (else it is refused, exit 2)")
     if mode == "animate":
         p.add_argument("--image", required=True, help="the still to animate")
-    if mode in ("extend", "restyle"):
+    if mode in ("extend", "restyle", "hdr"):
         p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
-    if mode in ("extend", "restyle", "control"):
+    if mode in ("extend", "restyle", "control", "hdr"):
         p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
         p.add_argument("--strict", action="store_true",
                        help="refuse an input sequence with gaps or mixed frame sizes (else a notice)")
@@ -99,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sora {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for mode in ALL_MODES:
-        p = sub.add_parser(mode, help=f"{mode} a shot")
+        p = sub.add_parser(mode, help="a display-referred clip -> scene-linear HDR (LTX-2 HDR)"
+                           if mode == "hdr" else f"{mode} a shot")
         _add_shot_flags(p, mode)
         _add_run_flags(p)
     p = sub.add_parser("run", help="make the shot a spec file describes")
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
-            "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "width": args.width,
+            "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
+            "guidance_2": args.guidance_2, "width": args.width,
             "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
                        "first_frame": args.first_frame, "overwrite": args.overwrite},
@@ -151,9 +155,9 @@ def spec_from_args(args) -> ShotSpec:
     inputs: dict = {}
     if args.command == "animate":
         inputs["image"] = args.image
-    if args.command in ("extend", "restyle"):
+    if args.command in ("extend", "restyle", "hdr"):
         inputs["frames"] = args.input
-    if args.command in ("extend", "restyle", "control"):
+    if args.command in ("extend", "restyle", "control", "hdr"):
         inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
         inputs["strict"] = args.strict
     if args.command == "control":
@@ -263,7 +267,8 @@ def output_root(args) -> str:
 def print_plan(plan, out_dir, stream=sys.stdout) -> None:
     """The planner's decision, as the worker will carry it out."""
     print(f"{plan.spec.mode} with {plan.family}: {plan.summary()}, {plan.width}x{plan.height} at "
-          f"{plan.fps:g} fps, {plan.steps} steps, guidance {plan.guidance:g}", file=stream)
+          f"{plan.fps:g} fps, {plan.steps} steps, guidance {plan.guidance:g}"
+          + (f" / {plan.guidance_2:g}" if plan.guidance_2 is not None else ""), file=stream)
     print(f"frames {plan.numbers.start}..{plan.numbers.stop - 1} -> {out_dir}", file=stream)
     for note in plan.notices:
         print(f"notice: {note}", file=stream)
@@ -320,9 +325,12 @@ def cmd_models(args) -> int:
         caps = m.capabilities
         where = "bundled" if m.bundled else str(m.path)
         if caps is None:
-            print(f"{m.name:20} {m.pipeline_class} (no backend serves this pipeline)  {where}")
+            why = m.problem or "no backend serves this pipeline"
+            print(f"{m.name:20} {m.pipeline_class} ({why})  {where}")
             continue
         print(f"{m.name:20} {caps.family:10} {caps.describe()}  {where}")
+        for note in caps.notes:
+            print(f"{'':20} note: {note}")
     return EXIT_OK
 
 
@@ -434,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_spec(ShotSpec.load(args.spec), args)
         spec = spec_from_args(args)
         if args.save_spec:
+            from .provenance.policy import check_spec
+            check_spec(spec.to_dict())      # a spec the policy refuses is not saved either
             spec.save(args.save_spec)
             print(args.save_spec)
             return EXIT_OK

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from . import protocol
 from .errors import SoraError
+from .shot_state import tidy_after_kill
 from .spec import ShotSpec
 
 STDERR_TAIL_LINES = 40
@@ -35,6 +36,7 @@ class Job:
         self.error: SoraError | None = None
         self.last_progress: dict | None = None
         self.cancel_requested = False
+        self.output_root = ""         # where the job writes (tidied after a cancel's kill)
         self._terminal_seen = False   # the worker sent done/error for this job (reader thread)
         self._killed = False          # a cancel's kill won: later worker events are dropped
         self._events: queue.Queue = queue.Queue()
@@ -184,6 +186,18 @@ class WorkerClient:
         self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, args=(proc,), daemon=True).start()
 
+    @property
+    def busy(self) -> bool:
+        """A job was sent that the worker has not ended yet."""
+        return any(not job._terminal_seen for job in list(self._jobs.values()))
+
+    def shutdown(self) -> None:
+        """Ask the worker to exit after its jobs, without waiting (:meth:`close` waits)."""
+        try:
+            self._send(protocol.shutdown_command())
+        except SoraError:
+            pass
+
     def close(self, timeout: float = 10.0) -> None:
         """Ask the worker to shut down, then terminate and kill it if it lingers."""
         proc = self._proc
@@ -221,6 +235,7 @@ class WorkerClient:
         spec.validate()
         self.start()
         job = Job(self, uuid.uuid4().hex[:12], spec)
+        job.output_root = os.path.abspath(output_root)
         self._jobs[job.id] = job
         self._send(protocol.job_command(job.id, spec.to_dict(), os.path.abspath(output_root)))
         return job
@@ -273,6 +288,8 @@ class WorkerClient:
         for job in list(self._jobs.values()):
             if job._terminal_seen:
                 continue
+            if job.output_root:     # the dead job could not tidy its folder itself
+                tidy_after_kill(job.spec, job.output_root)
             if job.cancel_requested or self._kill_reason == "cancelled":
                 err = SoraError("cancelled", "cancelled: the worker was stopped")
             else:

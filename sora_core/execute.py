@@ -6,7 +6,9 @@ Heavy half: imported by the worker only. The spec walks down once:
   2. execute   each pass conditioned on the frames before it (the given ones, or the last pass's
                as they are on disk, exactly what a resume sees), drift-corrected;
   3. write     each pass's frames converted and written on the frame pool (``writing``) while the
-               next pass denoises; the frames the next pass needs are written first;
+               next pass denoises; the frames the next pass needs are written first (an HDR
+               model's frames are already scene linear and are written as they are); a sound
+               track (LTX-2) is cut to each pass's new frames and written as ``<name>.wav``;
   4. manifest  rewritten after every pass (``shot_state``), ``complete`` at the end, then signed
                (``provenance``: ``manifest.jws`` and the C2PA sidecar) when an identity is set up.
 
@@ -22,14 +24,15 @@ from typing import Callable
 
 import numpy as np
 
-from .capabilities import SEQUENCE_MODES
+from .capabilities import LINEAR_MODES, SEQUENCE_MODES
 from .errors import SoraError, invalid
+from .frames.audio import SoundTrack, frames_span
 from .longshot import drift_correction, positions
 from .manifest import MANIFEST_NAME
 from .preflight import plan_shot
 from .progress import ShotProgress
 from .provenance.sign import clear_signatures, shot_signer, sign_shot
-from .safe_write import TEMP_MARK, Folder
+from .safe_write import Folder
 from .shot_lock import ShotLock
 from .shot_state import ShotState
 from .spec import ShotSpec
@@ -54,7 +57,7 @@ def run_shot(spec: ShotSpec, output_root: str | Path, cache, emit: Emit, job_id:
     folder = Folder.open(root, out_dir.relative_to(root) if out_dir != root else "")
     try:
         with ShotLock(folder):
-            _clear_temporaries(folder)      # a killed job's, never a live one's: we hold the lock
+            folder.clear_temporaries()      # a killed job's, never a live one's: we hold the lock
             state = ShotState(plan, out_dir, folder)
             try:
                 return _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancelled)
@@ -94,6 +97,11 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     color = spec.color
     transform = ViewTransform(color.config, color.display, color.view, color.look)
     state.color = transform.describe()      # builds the processors (a baked inverse is solved now)
+    linear = spec.mode in LINEAR_MODES
+    if linear:      # HDR: the view transform reads the input clip; the model's output is linear
+        state.color["output"] = "scene-linear from the model (no inverse view transform)"
+    track = SoundTrack(plan.backward)
+    resumed = bool(state.passes)
     load = lambda path: load_conditioning(Path(path), transform, plan.width, plan.height)  # noqa: E731
     inputs = spec.inputs
     t_inputs = time.perf_counter()
@@ -136,7 +144,8 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
             timer.add("load_s", time.perf_counter() - t_load)
             request = Request(mode=spec.mode if p.index == 0 else "extend", prompt=p.prompt,
                               negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
-                              guidance=plan.guidance, width=plan.width, height=plan.height,
+                              guidance=plan.guidance, guidance_2=plan.guidance_2,
+                              width=plan.width, height=plan.height,
                               frames=p.frames, known=known, video=video, fps=plan.fps,
                               strength=inputs.strength if spec.mode == "restyle" else 1.0,
                               control=control, control_kind=inputs.control_kind,
@@ -154,6 +163,9 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
             on_step(0, plan.steps)
             t_run = last_step[0]
             display = backend.run(request, on_step)
+            sound = backend.take_audio()
+            if sound is not None:
+                track.add(frames_span(sound[0], sound[1], plan.fps, write_pos.start, p.new), sound[1])
             timer.add("denoise_s", last_step[0] - t_run)
             timer.add("decode_s", time.perf_counter() - last_step[0])
             if writer is not None:
@@ -161,7 +173,7 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
             state.folder.verify()
             writer = _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit,
                                  job_id, progress, is_cancelled, timer, backend.identity, clock,
-                                 first=_context_numbers(plan, after) if after else ())
+                                 first=_context_numbers(plan, after) if after else (), linear=linear)
             display = known = None      # the pass's frames live until written, not through the next pass
         if writer is not None:
             writer.wait()
@@ -173,6 +185,10 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
             except BaseException:   # noqa: BLE001 - the first failure is the one reported
                 pass
         raise
+    if track.parts and resumed:
+        note("the sound track is not written: the passes made before the resume kept no sound")
+    elif track.parts:
+        state.audio = _write_sound(track, state)
     final = clock.as_dict()
     state.write(backend.identity, final, complete=True)
     sign_shot(out_dir, signer)
@@ -229,8 +245,13 @@ def _context_numbers(plan, p) -> list[int]:
     return [before + j for j in range(p.context)]
 
 
+def _write_sound(track, state) -> dict:
+    """``<name>.wav`` beside the frames (through the folder held open), and its manifest record."""
+    return track.write(state.folder, f"{state.plan.spec.output.name}.wav")
+
+
 def _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emit, job_id, progress,
-                is_cancelled, timer, identity, clock, first):
+                is_cancelled, timer, identity, clock, first, linear=False):
     """Start writing pass ``p`` on the pool; the manifest lists it once its last frame is on disk."""
     from .writing import PassWriter
 
@@ -246,6 +267,7 @@ def _write_pass(plan, p, state, display, known, write_pos, transform, attrs, emi
 
     writer = PassWriter(numbers, state.frame_path,
                         {**attrs, "sora:prompt": p.prompt, "sora:seed": str(p.seed)},
+                        (lambda frame: frame) if linear else
                         _converter(display, known, plan.spec.passes.match, transform),
                         on_frame, is_cancelled, timer, on_complete, folder=state.folder)
     writer.submit_all(dict(zip(numbers, display[write_pos.start:write_pos.stop])), first=first)
@@ -280,4 +302,5 @@ def _done(plan, state: ShotState, job_id: str, cache, timings: dict) -> dict:
             "first_frame": state.records[0]["number"] if state.records else plan.first_number,
             "pattern": f"{plan.spec.output.name}.####.exr", "fps": plan.fps, "width": plan.width,
             "height": plan.height, "passes": len(plan.passes), "timings": timings,
-            "model_loads": cache.loads}
+            "model_loads": cache.loads,
+            "audio": str(state.out_dir / state.audio["path"]) if state.audio else None}

@@ -142,19 +142,18 @@ class _Sequence(_Source):
     kind = "sequence"
 
     def __init__(self, frames: list[tuple[int, Path]], ref: Path):
-        from .frames.exr import read_image
+        from .frames.exr import image_size, read_image
 
         self.frames, self.path, self.read = frames, ref, read_image
         self.count = len(frames)
         self.sha256 = _sequence_hash([p for _, p in frames])
-        first = read_image(frames[0][1])          # readable at all, and the shot's size
-        self.first_size = (first.shape[1], first.shape[0])
+        self.first_size = image_size(frames[0][1])      # readable at all, and the shot's size
 
     def items(self, timer):
         return [p for _, p in self.frames]
 
     def load(self, item):
-        rgb = self.read(item)
+        rgb = self.read(item, as_stored=True)       # 8/16-bit codes: the fastest inverse
         if (rgb.shape[1], rgb.shape[0]) != self.first_size:
             raise invalid("src", f"{item.name} is {rgb.shape[1]}x{rgb.shape[0]}, the sequence "
                           f"started at {self.first_size[0]}x{self.first_size[1]}")
@@ -168,10 +167,13 @@ class _Sequence(_Source):
 
 
 def _sequence_hash(paths: list[Path]) -> str:
-    """One hash for a sequence: sha256 over each file's name and sha256, in frame order."""
+    """One hash for a sequence: sha256 over each file's name and sha256, in frame order (the
+    files hashed on the frame pool)."""
+    from .frames.pool import read_frames
+
     digest = hashlib.sha256()
-    for p in paths:
-        digest.update(f"{p.name} {sha256_file(p)}\n".encode())
+    for p, file_hash in zip(paths, read_frames(sha256_file, paths)):
+        digest.update(f"{p.name} {file_hash}\n".encode())
     return digest.hexdigest()
 
 
@@ -207,14 +209,12 @@ class _Video(_Source):
 
     def items(self, timer):
         import av
-        import numpy as np
 
-        scale = 65535.0 if self.deep else 255.0
-        fmt = "rgb48le" if self.deep else "rgb24"
+        fmt = "rgb48le" if self.deep else "rgb24"     # uint16 / uint8 codes, as to_linear takes them
         try:
             t = time.perf_counter()
             for frame in self.container.decode(self.stream):
-                rgb = frame.to_ndarray(format=fmt).astype(np.float32) / scale
+                rgb = frame.to_ndarray(format=fmt)
                 timer.add("load_s", time.perf_counter() - t)
                 yield rgb
                 t = time.perf_counter()

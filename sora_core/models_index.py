@@ -1,7 +1,7 @@
 """Finding models: the bundled one, folders under the model roots, or a path.
 
-Light half: reads ``model_index.json`` only, so hosts can list models and their capabilities
-without torch. Model roots come from ``--models-dir``/host preferences and ``SORA_MODELS``
+Light half: reads ``model_index.json`` and the configs (``model_rules``) only, so hosts can list
+models and the rules read from their files without torch. Model roots come from ``--models-dir``/host preferences and ``SORA_MODELS``
 (``os.pathsep``-separated).
 """
 
@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .capabilities import FAMILIES, PIPELINE_FAMILIES, Capabilities, register_family
+from .capabilities import Capabilities, register_family
 from .errors import SoraError
+from .model_rules import family_of, read_capabilities
 
 PACKAGE_MODELS = Path(__file__).parent / "models"
 BUNDLED = {"tinyworld": PACKAGE_MODELS / "tinyworld" / "weights"}
@@ -44,16 +45,14 @@ class ModelInfo:
     pipeline_class: str
     family: str | None
     bundled: bool = False
-
-    @property
-    def capabilities(self) -> Capabilities | None:
-        return FAMILIES.get(self.family) if self.family else None
+    capabilities: Capabilities | None = None   # read from the folder's own files
+    problem: str = ""                          # why it cannot be used (a bad sora_model.json ...)
 
     def to_dict(self) -> dict:
         caps = self.capabilities
         return {"name": self.name, "path": str(self.path), "pipeline": self.pipeline_class,
                 "family": self.family, "bundled": self.bundled,
-                "capabilities": caps.to_dict() if caps else None}
+                "capabilities": caps.to_dict() if caps else None, "problem": self.problem}
 
 
 def model_roots(extra_roots=()) -> list[Path]:
@@ -92,24 +91,33 @@ def read_model_index(model_dir: str | Path) -> dict:
     return data
 
 
-def inspect_model(path: str | Path, name: str | None = None, bundled: bool = False) -> ModelInfo:
-    """What a model folder holds, from its ``model_index.json`` alone."""
+def inspect_model(path: str | Path, name: str | None = None, bundled: bool = False,
+                  strict: bool = True) -> ModelInfo:
+    """What a model folder holds and its rules, from its JSON files. ``strict=False`` keeps a
+    folder whose rules cannot be read (listing), with the reason in ``problem``."""
     path = Path(path)
-    cls = read_model_index(path).get("_class_name", "")
-    return ModelInfo(name or path.name, path, cls, PIPELINE_FAMILIES.get(cls), bundled)
+    index = read_model_index(path)
+    info = ModelInfo(name or path.name, path, index.get("_class_name", ""), family_of(index), bundled)
+    try:
+        info.capabilities = read_capabilities(path, index)
+    except SoraError as exc:
+        if strict:
+            raise
+        info.problem = exc.message
+    return info
 
 
 def list_models(extra_roots=(), warnings: list[str] | None = None) -> list[ModelInfo]:
     """The bundled models that are present, then every model folder under the roots; a folder
     whose index is broken is left out, with one line saying why added to ``warnings``."""
-    found = [inspect_model(p, n, bundled=True) for n, p in BUNDLED.items()
+    found = [inspect_model(p, n, bundled=True, strict=False) for n, p in BUNDLED.items()
              if (p / "model_index.json").is_file()]
     for root in model_roots(extra_roots):
         candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
         for folder in candidates:
             if (folder / "model_index.json").is_file():
                 try:
-                    found.append(inspect_model(folder))
+                    found.append(inspect_model(folder, strict=False))
                 except SoraError as err:
                     if warnings is not None:
                         warnings.append(f"{folder}: skipped: {err.message}")

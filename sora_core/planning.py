@@ -45,6 +45,7 @@ class Plan:
     steps: int
     guidance: float
     passes: tuple[Pass, ...]
+    guidance_2: float | None = None     # the low-noise expert's (two-expert models only)
     first_number: int                   # number of the earliest written frame
     backward: bool = False              # the chain grows towards the start (extend backward)
     first_known: dict[int, str] = field(default_factory=dict)  # pass 0: position -> given file
@@ -80,7 +81,7 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
     if mode == "control" and kind not in caps.control_kinds:
         raise invalid("inputs.control_kind", f"{caps.family} follows {', '.join(caps.control_kinds) or 'no'} "
                       f"control, not {kind}", hint="render another control pass or choose another model")
-    notes: list[str] = []
+    notes: list[str] = list(caps.notes)     # how the model's rules were read
     fps = spec.fps or caps.default_fps
     width = _fit_size(caps, "width", spec.width or caps.default_size[0], notes)
     height = _fit_size(caps, "height", spec.height or caps.default_size[1], notes)
@@ -165,9 +166,14 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
         if len(text.split()) > caps.max_prompt_words:
             notes.append(f"prompt has {len(text.split())} words; {caps.family} reads about "
                          f"{caps.max_prompt_words}, the rest may be ignored")
+    guidance = caps.default_guidance if spec.guidance is None else spec.guidance
+    guidance_2 = None
+    if caps.experts >= 2:
+        guidance_2 = next(g for g in (spec.guidance_2, caps.default_guidance_2, guidance) if g is not None)
+    elif spec.guidance_2 is not None:
+        notes.append(f"guidance_2 is ignored: {caps.family} models have one expert")
     return Plan(spec=spec, family=caps.family, mode=mode, width=width, height=height, fps=fps,
-                steps=spec.steps or caps.default_steps,
-                guidance=caps.default_guidance if spec.guidance is None else spec.guidance,
+                steps=spec.steps or caps.default_steps, guidance=guidance, guidance_2=guidance_2,
                 passes=tuple(passes), first_number=first_number, backward=backward,
                 first_known=first_known, video=video, notices=tuple(notes))
 

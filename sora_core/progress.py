@@ -15,6 +15,28 @@ from typing import Callable
 DENOISE_SHARE = 0.9
 
 
+def eta_text(seconds: float) -> str:
+    """``12 s``, ``3 min 05 s``, ``1 h 02 min``: an ETA as every host prints it."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress_line(event: dict) -> str:
+    """``pass 2/3 denoise 5/20 · 47% · ETA 12 s`` for a ``progress`` event (the pass only for
+    long shots; the share and ETA are the whole shot's)."""
+    where = f"pass {event['pass']}/{event['passes']} " if event.get("passes", 1) > 1 else ""
+    line = f"{where}{event.get('phase', 'working')} {event.get('step')}/{event.get('total')}"
+    if event.get("overall") is not None:
+        line += f" · {round(100 * event['overall'])}%"
+    if event.get("eta_s") is not None:
+        line += f" · ETA {eta_text(event['eta_s'])}"
+    return line
+
+
 class ShotProgress:
     def __init__(self, passes, emit: Callable[[dict], None], job_id: str, done: int = 0):
         self.weights = [max(p.frames, 1) for p in passes]

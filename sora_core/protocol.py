@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from .progress import progress_line
+
 PROTOCOL_VERSION = 1
 COMMANDS = ("job", "cancel", "shutdown")
 EVENTS = ("hello", "loading", "notice", "progress", "frame", "done", "error")
@@ -47,8 +49,7 @@ def describe(event: dict) -> str:
     """A one-line human description of an event, used for farm logs and the terminal."""
     kind = event.get("event")
     if kind == "progress":
-        where = f"pass {event['pass']}/{event['passes']} " if event.get("passes", 1) > 1 else ""
-        return f"{where}{event.get('phase', 'working')} {event.get('step')}/{event.get('total')}"
+        return progress_line(event)
     if kind == "loading":
         return f"loading {event.get('model', 'model')}"
     if kind == "notice":

@@ -154,6 +154,12 @@ class Folder:
     def names(self) -> list[str]:
         return os.listdir(self.fd)
 
+    def clear_temporaries(self) -> None:
+        """Remove the hidden temporaries a killed job left (call only while holding the lock)."""
+        for name in self.names():
+            if name.startswith(".") and TEMP_MARK in name:
+                self.unlink(name)
+
 
 def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
     """``path`` written atomically in its (existing) folder: random exclusive temporary, rename."""

@@ -33,6 +33,7 @@ class ShotState:
         self.passes: list[dict] = []
         self.complete = False
         self.color: dict = {}
+        self.audio: dict | None = None          # the sound track's record (<name>.wav), if any
         self.pass_timings: list[dict] = []      # what the finished passes of earlier runs took
         path = out_dir / MANIFEST_NAME
         taken = self._frame_files()
@@ -105,12 +106,45 @@ class ShotState:
         software = {"generator": GENERATOR, "version": __version__, "python": platform.python_version()}
         resolved = plan.spec.to_dict()
         resolved.update(width=plan.width, height=plan.height, steps=plan.steps, guidance=plan.guidance,
-                        fps=plan.fps)
+                        guidance_2=plan.guidance_2, fps=plan.fps)
         manifest = build_manifest(resolved, dict(identity), self.records, timings, list(plan.notices),
                                   f"{plan.spec.output.name}.####.exr", software)
         manifest.update(status="complete" if complete else "partial", resume_key=self.key,
                         passes=self.passes, passes_total=len(plan.passes), color=self.color)
+        if self.audio:
+            manifest["audio"] = self.audio
         return write_manifest(self.out_dir, manifest, self.folder)
+
+
+def tidy_after_kill(spec, output_root: str | Path) -> None:
+    """A cancel that had to kill the worker: remove what only the dead job left in its folder
+    (hidden temporaries, its claim, i.e. a manifest listing no frames, and its lock file), so a
+    cancelled shot leaves exactly its finished passes. Nothing is touched while another job holds
+    the folder's lock, and nothing is created."""
+    from .errors import SoraError
+    from .safe_write import Folder
+    from .shot_lock import ShotLock
+    from .spec import resolve_output_dir
+
+    root = Path(output_root).resolve()
+    try:
+        out_dir = resolve_output_dir(spec, root)
+        folder = Folder.open(root, out_dir.relative_to(root) if out_dir != root else "", create=False)
+    except (SoraError, OSError, ValueError):
+        return
+    try:
+        with ShotLock(folder):
+            folder.clear_temporaries()
+            try:
+                old = read_manifest(out_dir / MANIFEST_NAME)
+            except (OSError, ValueError):
+                old = None
+            if isinstance(old, dict) and not old.get("frames") and old.get("status") != "complete":
+                folder.unlink(MANIFEST_NAME)
+    except (SoraError, OSError):
+        pass        # another job holds the folder now, or it went away: leave it as it is
+    finally:
+        folder.close()
 
 
 def _names(folder: Path) -> list[str]:

@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "seed": (int, 0, 2**63 - 1),
     "steps": (int, 1, 1000),
     "guidance": (float, 0.0, 50.0),
+    "guidance_2": (float, 0.0, 50.0),
     "width": (int, 1, 8192),
     "height": (int, 1, 8192),
     "frames": (int, 1, 100_000),
@@ -148,6 +149,7 @@ class ShotSpec:
     seed: int = 0
     steps: int | None = None            # None: the model's default
     guidance: float | None = None
+    guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
     width: int | None = None
     height: int | None = None
     frames: int | None = None
@@ -221,7 +223,8 @@ class ShotSpec:
         _check("mode", self.mode)
         if not isinstance(self.model, str) or not self.model.strip():
             raise invalid("model", "must name a model folder or a path to one")
-        for name in ("seed", "steps", "guidance", "width", "height", "frames", "fps", "duration"):
+        for name in ("seed", "steps", "guidance", "guidance_2", "width", "height", "frames", "fps",
+                     "duration"):
             if getattr(self, name) is not None:
                 _check(name, getattr(self, name))
         if self.duration is not None and self.frames is not None:
@@ -259,7 +262,7 @@ class ShotSpec:
                 raise invalid("inputs.frame_range", "must be [first, last] frame numbers with first <= last")
         if mode == "animate" and not inputs.image:
             raise invalid("inputs.image", "animate needs a still image to start from")
-        if mode in ("extend", "restyle") and not inputs.frames:
+        if mode in ("extend", "restyle", "hdr") and not inputs.frames:
             raise invalid("inputs.frames", f"{mode} needs a frame sequence (name.####.exr, a folder or a file)")
         _check("inputs.control_kind", inputs.control_kind)
         _check("inputs.control_strength", inputs.control_strength)

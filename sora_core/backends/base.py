@@ -40,6 +40,7 @@ class Request:
     control_kind: str = ""              # control: depth | edges | pose | layout
     control_strength: float = 1.0       # control: how strongly it is followed
     reference: np.ndarray | None = None  # control: HxWx3 image for the look, if given
+    guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
 
 
 class Backend:
@@ -59,6 +60,11 @@ class Backend:
     def unknown_words(self, prompt: str) -> list[str]:
         """Words the model cannot read (only the bundled model knows its vocabulary)."""
         return []
+
+    def take_audio(self):
+        """The sound track the last ``run`` made, as ((samples, channels) float32 in [-1, 1],
+        sample rate), once; None for models that make no sound."""
+        return None
 
     # -- helpers for subclasses -------------------------------------------------------------
     def check_request(self, req: Request) -> None:
@@ -96,8 +102,9 @@ class Backend:
                                 field="inputs.strength")
 
 
-def finish_frames(frames, req: Request) -> np.ndarray:
-    """A pipeline's output as exactly (req.frames, H, W, 3) float32 in [0, 1]."""
+def finish_frames(frames, req: Request, linear: bool = False) -> np.ndarray:
+    """A pipeline's output as exactly (req.frames, H, W, 3) float32 in [0, 1]; ``linear`` output
+    (HDR) keeps its values above 1 (only NaNs and negatives are removed)."""
     arr = frames
     if hasattr(arr, "detach"):
         arr = arr.detach().float().cpu().numpy()
@@ -113,7 +120,9 @@ def finish_frames(frames, req: Request) -> np.ndarray:
     arr = arr[:req.frames]
     if arr.shape[1:3] != (req.height, req.width):
         arr = resize_frames(arr, req.width, req.height)
-    return np.ascontiguousarray(np.clip(np.nan_to_num(arr, nan=0.0), 0.0, 1.0), dtype=np.float32)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=65504.0)     # half float's largest
+    return np.ascontiguousarray(np.maximum(arr, 0.0) if linear else np.clip(arr, 0.0, 1.0),
+                                dtype=np.float32)
 
 
 def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:

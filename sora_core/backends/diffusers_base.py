@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import FAMILIES
+from ..model_rules import read_capabilities
 from ..models_index import read_model_index
 from ..errors import SoraError
 from . import loading
@@ -27,7 +27,7 @@ class DiffusersBackend(Backend):
         index = index if index is not None else read_model_index(model_dir)
         self.model_dir = model_dir
         self.class_name = index.get("_class_name", "")
-        self.capabilities = FAMILIES[self.family]
+        self.capabilities = read_capabilities(model_dir, index)   # the rules its files give
         self.device = loading.pick_device(getattr(runtime, "device", "auto"))
         self.dtype = loading.pick_dtype(getattr(runtime, "dtype", "auto"), self.device)
         self.memory = getattr(runtime, "memory", "none")
@@ -38,6 +38,7 @@ class DiffusersBackend(Backend):
         self.identity.update(device=self.device, dtype=str(self.dtype).replace("torch.", ""),
                              memory=self.memory_applied)
         self._derived: dict[str, object] = {}
+        self._audio = None
 
     def derived(self, cls_name: str):
         """Another pipeline class over the same loaded components (``from_pipe``), cached."""
@@ -52,8 +53,9 @@ class DiffusersBackend(Backend):
             self._derived[cls_name] = pipe
         return self._derived[cls_name]
 
-    def call(self, pipe, req: Request, on_step: OnStep, **kwargs) -> np.ndarray:
-        """Run ``pipe`` with the request's common arguments; OOM becomes a retryable error."""
+    def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
+        """Run ``pipe`` with the request's common arguments; OOM becomes a retryable error.
+        A sound track the pipeline makes is kept for :meth:`take_audio`."""
         import torch
 
         args = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None,
@@ -63,7 +65,8 @@ class DiffusersBackend(Backend):
         args.update(kwargs)
         with loading.map_oom(), torch.no_grad():
             out = pipe(**args)
-        return finish_frames(out.frames, req)
+        self._audio = getattr(out, "audio", None)
+        return finish_frames(out.frames, req, linear=linear)
 
     def run(self, req: Request, on_step: OnStep) -> np.ndarray:
         self.check_request(req)

@@ -68,11 +68,25 @@ def check_components(index: dict, model_dir: Path) -> None:
         if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
             continue
         library = value[0]
-        if library is None or library in TRUSTED_LIBRARIES or str(library).startswith("sora_core."):
+        if (library is None or library in TRUSTED_LIBRARIES or str(library).startswith("sora_core.")
+                or _diffusers_pipeline_module(library)):
             continue
         raise SoraError("invalid_input", f"{model_dir}: component {name!r} needs code from "
                         f"{library!r} ({value[1]}); sora loads diffusers and transformers "
                         "components only and never runs code shipped with a model", field="model")
+
+
+def _diffusers_pipeline_module(library) -> bool:
+    """A component class that lives in one of diffusers' own pipeline packages (LTX-2's
+    ``["ltx2", "LTX2TextConnectors"]`` means ``diffusers.pipelines.ltx2``)."""
+    import importlib.util
+
+    if not isinstance(library, str) or not library.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def model_hash(model_dir: Path) -> str:

@@ -1,9 +1,8 @@
 """LTX-Video through ``LTXConditionPipeline``, for every mode.
 
 - generate: no conditions;
-- animate / extend / interpolate: the given frames become conditions at their frame index;
-  a run of 8k+1 (k >= 1) consecutive given frames becomes one video condition (aligned to the
-  start of the clip, or to its end for a backward extension), the rest image conditions;
+- animate / extend / interpolate: the given frames become conditions at their frame index
+  (:func:`condition_items`: runs of 8k+1 frames are video conditions, the rest images);
 - restyle: the source video is encoded by the VAE into the starting latents and denoised
   from ``strength`` (diffusers' ``denoise_strength``; 1.0 regenerates fully).
 """
@@ -18,7 +17,25 @@ from . import loading
 from .base import OnStep, Request
 from .diffusers_base import DiffusersBackend, known_runs
 
-TEMPORAL = 8    # LTX VAE temporal compression: conditioning videos are 8k+1 frames
+
+def condition_items(req: Request, temporal: int) -> list[tuple[object, int]]:
+    """The given frames as (PIL image or list of PIL frames, frame index) conditions: a run of
+    ``temporal*k + 1`` (k >= 1) consecutive frames becomes one video condition (aligned to the
+    start, or to the end for a backward extension), the rest single images. Shared by LTX-2."""
+    pil = {i: loading.to_pil(img) for i, img in req.known.items()}
+    items: list[tuple[object, int]] = []
+    for run in known_runs(req.known):
+        used: set[int] = set()
+        k = (len(run) - 1) // temporal
+        if k >= 1:
+            length = temporal * k + 1
+            at_end = run[0] > 0 and run[-1] == req.frames - 1
+            start = run[-1] - length + 1 if at_end else run[0]
+            frames = list(range(start, start + length))
+            items.append(([pil[i] for i in frames], start))
+            used.update(frames)
+        items += [(pil[i], i) for i in run if i not in used]
+    return items
 
 
 class LTXBackend(DiffusersBackend):
@@ -40,20 +57,9 @@ class LTXBackend(DiffusersBackend):
     def conditions(self, req: Request) -> list:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-        pil = {i: loading.to_pil(img) for i, img in req.known.items()}
-        conds = []
-        for run in known_runs(req.known):
-            used: set[int] = set()
-            k = (len(run) - 1) // TEMPORAL
-            if k >= 1:
-                length = TEMPORAL * k + 1
-                at_end = run[0] > 0 and run[-1] == req.frames - 1
-                start = run[-1] - length + 1 if at_end else run[0]
-                frames = list(range(start, start + length))
-                conds.append(LTXVideoCondition(video=[pil[i] for i in frames], frame_index=start))
-                used.update(frames)
-            conds += [LTXVideoCondition(image=pil[i], frame_index=i) for i in run if i not in used]
-        return conds
+        return [LTXVideoCondition(video=item, frame_index=index) if isinstance(item, list)
+                else LTXVideoCondition(image=item, frame_index=index)
+                for item, index in condition_items(req, self.capabilities.frame_multiple)]
 
     def _restyle(self, req: Request, on_step: OnStep) -> np.ndarray:
         import torch

@@ -50,6 +50,8 @@ BUILTIN_SCENE = "Linear Rec.709 (sRGB)"
 BUILTIN_DISPLAY = "sRGB - Display"
 BUILTIN_VIEW = "Un-tone-mapped"
 ROUND_TRIP_TOL = 3e-4  # display units; 1/13 of an 8-bit code value
+INTEGER_TOL = 1e-4     # scene units (relative above 1): integer-input table vs the float processor
+INTEGER_DEPTHS = {np.dtype(np.uint8).str: "BIT_DEPTH_UINT8", np.dtype(np.uint16).str: "BIT_DEPTH_UINT16"}
 _PROBE = np.exp2(np.stack(np.meshgrid(*[np.linspace(-8.0, 4.0, 9)] * 3, indexing="ij"), -1)
                  .reshape(-1, 3)).astype(np.float32)     # scene colours an exact inverse must undo
 
@@ -109,7 +111,7 @@ def blender_config_path() -> Path | None:
 
 
 _PROCESSORS: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()     # a build may build another (the integer probe uses the float one)
 
 
 class ViewTransform:
@@ -152,6 +154,9 @@ class ViewTransform:
         self.look = look or ""
         if self.look:
             looks = list(cfg.getLookNames())
+            short = self.look.split(" - ", 1)[-1]
+            if self.look not in looks and short in looks:
+                self.look = short           # Blender shows some looks as "<view> - <look>"
             if self.look not in looks:
                 raise invalid("color.look", f"{self.look!r} is not a look of {where}; "
                               f"choose from: {', '.join(looks) or 'none'}")
@@ -198,22 +203,45 @@ class ViewTransform:
 
     def processor(self, inverse: bool = False):
         """The cached CPU processor of one direction (thread-safe to apply)."""
-        key = self.key + (inverse,)
-        proc = _PROCESSORS.get(key)
-        if proc is None:
+        return self._cached(("cpu", inverse), lambda: self._ocio_processor(inverse).getDefaultCPUProcessor())
+
+    def integer_processor(self, dtype: np.dtype):
+        """The inverse's CPU processor taking 8- or 16-bit pixels (float32 out), or None when
+        it does not match the float one. OCIO turns the view's separable first steps (the
+        display curve) into a table for integer input, several times faster than the curve;
+        probed once against the float processor, kept only within ``INTEGER_TOL``."""
+        return self._cached(("int", np.dtype(dtype).str), lambda: self._build_integer(np.dtype(dtype)))
+
+    def _build_integer(self, dtype: np.dtype):
+        lib = ocio()
+        depth = getattr(lib, INTEGER_DEPTHS[dtype.str])
+        proc = self._ocio_processor(True).getOptimizedCPUProcessor(
+            depth, lib.BIT_DEPTH_F32, lib.OptimizationFlags.OPTIMIZATION_DEFAULT)
+        top = np.iinfo(dtype).max
+        probe = np.stack(np.meshgrid(*[np.linspace(0, top, 18).round()] * 3, indexing="ij"), -1)
+        probe = probe.reshape(1, -1, 3).astype(dtype)
+        fast = _apply_integer(proc, probe)
+        slow = self.apply(probe.astype(np.float32) / top, inverse=True)
+        ok = bool((np.abs(fast - slow) <= INTEGER_TOL * np.maximum(1.0, np.abs(slow))).all())
+        return proc if ok else None
+
+    def _ocio_processor(self, inverse: bool):
+        lib = ocio()
+        direction = lib.TRANSFORM_DIR_INVERSE if inverse else lib.TRANSFORM_DIR_FORWARD
+        try:
+            return self.ocio_config().getProcessor(self.group(), direction)
+        except Exception as exc:
+            raise SoraError("invalid_input", f"color: OCIO cannot build {self.display}/"
+                            f"{self.view}{' + ' + self.look if self.look else ''}: {exc}",
+                            field="color") from None
+
+    def _cached(self, what: tuple, build):
+        key = self.key + what
+        if key not in _PROCESSORS:
             with _LOCK:
-                proc = _PROCESSORS.get(key)
-                if proc is None:
-                    lib = ocio()
-                    direction = lib.TRANSFORM_DIR_INVERSE if inverse else lib.TRANSFORM_DIR_FORWARD
-                    try:
-                        built = self.ocio_config().getProcessor(self.group(), direction)
-                    except Exception as exc:
-                        raise SoraError("invalid_input", f"color: OCIO cannot build {self.display}/"
-                                        f"{self.view}{' + ' + self.look if self.look else ''}: {exc}",
-                                        field="color") from None
-                    proc = _PROCESSORS[key] = built.getDefaultCPUProcessor()
-        return proc
+                if key not in _PROCESSORS:
+                    _PROCESSORS[key] = build()
+        return _PROCESSORS[key]
 
     def apply(self, pixels: np.ndarray, inverse: bool = False, processor=None) -> np.ndarray:
         """Run a processor on any (..., 3) array; returns a new float32 array of that shape."""
@@ -241,13 +269,11 @@ class ViewTransform:
     @property
     def exact_inverse(self) -> bool:
         """Whether OCIO's inverse undoes the forward view (probed once per transform)."""
-        key = self.key + ("exact",)
-        exact = _PROCESSORS.get(key)
-        if exact is None:
+        def probe() -> bool:
             shown = np.clip(self.apply(_PROBE), 0.0, 1.0)
             back = np.clip(self.apply(self.apply(shown, inverse=True)), 0.0, 1.0)
-            exact = _PROCESSORS[key] = bool(np.abs(back - shown).max() <= ROUND_TRIP_TOL)
-        return exact
+            return bool(np.abs(back - shown).max() <= ROUND_TRIP_TOL)
+        return self._cached(("exact",), probe)
 
     # -- the two directions ----------------------------------------------------------------------
     def to_display(self, linear: np.ndarray) -> np.ndarray:
@@ -258,11 +284,19 @@ class ViewTransform:
     def to_linear(self, display: np.ndarray, exact: bool | None = None) -> np.ndarray:
         """Display-referred [0, 1] -> scene linear float32, such that ``to_display`` gives it back.
 
+        ``display`` is float, or uint8/uint16 as an 8- or 16-bit file stores it (read straight
+        into OCIO's integer-input processor where that matches, see ``integer_processor``).
         An exactly invertible view uses OCIO's inverse. Otherwise the baked inverse
         (:mod:`.inverse`) answers; ``exact=True`` polishes each pixel with the solver (seconds a
         frame), which ``None`` does only where the baked table is too coarse (``inverse_mode``).
         """
-        x = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)     # a new array
+        display = np.asarray(display)
+        if display.dtype.str in INTEGER_DEPTHS:
+            fast = self.integer_processor(display.dtype) if self.exact_inverse else None
+            if fast is not None:
+                return _apply_integer(fast, display)
+            display = display.astype(np.float32) / np.float32(np.iinfo(display.dtype).max)
+        x = np.clip(display.astype(np.float32, copy=False), 0.0, 1.0)     # a new array
         if self.exact_inverse:
             return self._apply_in_place(np.ascontiguousarray(x), self.processor(True))
         from . import inverse
@@ -271,6 +305,19 @@ class ViewTransform:
         if exact is None:
             exact = self.inverse_mode == "solved"
         return inverse.polish(self, x, lin) if exact else lin
+
+
+def _apply_integer(processor, pixels: np.ndarray) -> np.ndarray:
+    """An integer-input processor on (..., 3) uint8/uint16 pixels -> new float32 array."""
+    lib = ocio()
+    src = np.ascontiguousarray(pixels)
+    out = np.empty(src.shape, np.float32)
+    n, size = src.size // 3, src.itemsize
+    depth = getattr(lib, INTEGER_DEPTHS[src.dtype.str])
+    if n:
+        processor.apply(lib.PackedImageDesc(src, n, 1, 3, depth, size, 3 * size, 3 * size * n),
+                        lib.PackedImageDesc(out.reshape(-1), n, 1, 3))
+    return out
 
 
 def load_conditioning(path: str | os.PathLike, transform: ViewTransform | None, width: int,
@@ -290,7 +337,7 @@ def load_conditioning(path: str | os.PathLike, transform: ViewTransform | None, 
     rgb = read_image(path)
     if transform is not None and path.suffix.lower() in (".exr", ".hdr"):
         rgb = transform.to_display(rgb)
-    rgb = np.clip(rgb, 0.0, 1.0)
+    rgb = np.clip(rgb, 0.0, 1.0, out=rgb)         # our own array: no second copy of a frame
     h, w = rgb.shape[:2]
     if same_aspect and abs(w / h - width / height) > 0.02 * width / height:
         raise SoraError("invalid_input", f"{same_aspect}: {path.name} is {w}x{h}, not the shot's aspect "

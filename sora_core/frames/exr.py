@@ -17,6 +17,7 @@ from ..errors import SoraError
 from ..safe_write import DISK_FULL, Folder, os_failure, probe_errno
 
 COMPRESSIONS = ("zip", "piz")
+STORED_TYPES = {"uint8": "UINT8", "uint16": "UINT16"}    # integer files read as stored
 MAX_INPUT_PX = 8192         # a side; SORA_MAX_INPUT_PX changes it
 
 
@@ -162,11 +163,12 @@ def _rgb_channels(names: list[str]) -> list[int]:
     return [0, 0, 0]    # gray (Y, or Y+A): expand
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, as_stored: bool = False) -> np.ndarray:
     """An EXR/PNG/JPEG (any OIIO format) as HxWx3 float32; alpha dropped, gray expanded.
 
     EXR values are returned as stored (scene linear); 8/16-bit PNG/JPEG as [0, 1] display
-    values. A missing file raises ``not_found``; a corrupt or truncated one ``invalid_input``.
+    values, or with ``as_stored`` as their uint8/uint16 codes (what ``ViewTransform.to_linear``
+    takes fastest). A missing file raises ``not_found``; a corrupt or truncated one ``invalid_input``.
     """
     oiio = _oiio()
     path = Path(path)
@@ -179,7 +181,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         first = chans[0]
         adjacent = chans == [first, first + 1, first + 2]   # read just those, with no copy after
         begin, end = (first, first + 3) if adjacent else (0, spec.nchannels)
-        pixels = inp.read_image(0, 0, begin, end, oiio.FLOAT)
+        stored = STORED_TYPES.get(str(spec.format)) if as_stored else None
+        pixels = inp.read_image(0, 0, begin, end, getattr(oiio, stored or "FLOAT"))
         err = inp.geterror()
     finally:
         inp.close()
@@ -187,8 +190,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise SoraError("invalid_input", f"cannot read {path}: the file is corrupt or truncated"
                         + (f" ({err.strip().splitlines()[0]})" if err.strip() else ""),
                         hint="re-render or re-export the frame")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, end - begin)
+    pixels = np.asarray(pixels).reshape(spec.height, spec.width, end - begin)
     rgb = pixels if adjacent else pixels[..., chans]
+    if stored:
+        return np.ascontiguousarray(rgb)
+    rgb = rgb.astype(np.float32, copy=False)
     if not np.isfinite(rgb).all():
         rgb = np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0)
     return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the header alone (no pixels decoded)."""
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        return spec.width, spec.height
+    finally:
+        inp.close()

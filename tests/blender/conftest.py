@@ -47,8 +47,8 @@ def scene(sora_addon, tmp_path):
     # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
     sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
     props = sc.sora
-    for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "state",
-                 "last_error", "last_hint", "notices", "message", "last_dir", "phase", "step", "total", "progress", "use_scene_frames", "use_scene_size",
+    for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "frames",
+                 "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength"):
         props.property_unset(name)
@@ -56,15 +56,42 @@ def scene(sora_addon, tmp_path):
         for node in list(sc.node_tree.nodes):
             if node.bl_idname == "CompositorNodeImage":
                 sc.node_tree.nodes.remove(node)
+    sora_addon.live.clear()             # no live state from the test before
     yield sc
     prefs.output_dir = ""
 
 
-@pytest.fixture(scope="session")
-def tiny_wan_t2v_path(tmp_path_factory):
-    """A tiny Wan text-to-video folder (generate/restyle only), built in a subprocess."""
-    folder = tmp_path_factory.mktemp("blender_wan") / "tiny-wan-t2v"
+def _tiny_model(tmp_path_factory, family: str) -> str:
+    """A tiny model folder of ``family`` (tests/fixtures/tiny_models), built in a subprocess."""
+    folder = tmp_path_factory.mktemp("blender_" + family) / f"tiny-{family}"
     code = ("import sys; from tests.fixtures import tiny_models; "
-            "tiny_models.BUILDERS['wan-t2v'](__import__('pathlib').Path(sys.argv[1]))")
+            f"tiny_models.BUILDERS[{family!r}](__import__('pathlib').Path(sys.argv[1]))")
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=str(ROOT))
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_t2v_path(tmp_path_factory):
+    """Tiny Wan text-to-video: generate and restyle only."""
+    return _tiny_model(tmp_path_factory, "wan-t2v")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_vace_path(tmp_path_factory):
+    """Tiny Wan VACE: generate, animate, extend, interpolate, control."""
+    return _tiny_model(tmp_path_factory, "wan-vace")
+
+
+@pytest.fixture
+def tick_until(sora_addon):
+    """Pump the add-on's task timer by hand (the bpy module runs no timers) until ``cond()``."""
+    import time
+
+    def run(cond, timeout=180.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            sora_addon.tasks.tick()
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
+    return run
+

@@ -45,9 +45,9 @@ report["sora_core"] = sora_core.__file__
 report["torch_imported"] = "torch" in sys.modules
 prefs = bpy.context.preferences.addons[MOD].preferences
 report["prefs_device"] = prefs.device
-runtime = sys.modules[MOD + ".runtime"]
-report["user_dir"] = str(runtime.user_dir())
-tick = runtime.tick
+settings, tasks, service = (sys.modules[MOD + n] for n in (".settings", ".tasks", ".worker.service"))
+report["user_dir"] = str(settings.user_dir())
+tick = tasks.tick
 bpy.ops.preferences.addon_disable(module=MOD)
 report["after_disable_enabled"] = MOD in bpy.context.preferences.addons
 report["after_scene_prop"] = hasattr(bpy.types.Scene, "sora")
@@ -55,6 +55,6 @@ report["after_types"] = sora_types()
 report["timer_left"] = bpy.app.timers.is_registered(tick)
 report["handlers_changed"] = {k: (before.get(k), v) for k, v in handler_counts().items() if before.get(k) != v}
 n = atexit._ncallbacks()
-atexit.unregister(runtime.stop_worker)      # removes it if disabling had left it behind
+atexit.unregister(service.stop_worker)      # removes it if disabling had left it behind
 report["atexit_left"] = n - atexit._ncallbacks()
 print("SORA_INSTALL " + json.dumps(report), flush=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 import bpy
 import pytest
 
+from sora_blender.live import job
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,8 +45,8 @@ def test_extend_render_continues_numbering(scene, rendered, blender_model, direc
     props = scene.sora
     props.model, props.mode, props.prompt, props.steps = blender_model, "extend", "the camera keeps moving", 2
     props.shot_name, props.direction, props.extend_frames = f"ext_{direction}", direction, 4
-    assert bpy.ops.sora.generate() == {"FINISHED"}, props.last_error
-    assert props.state == "DONE", props.last_error
+    assert bpy.ops.sora.generate() == {"FINISHED"}, job(scene).error
+    assert job(scene).state == "DONE", job(scene).error
     out = Path(props.last_dir)
     numbers = _numbers(out, props.shot_name)
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))       # no gaps
@@ -109,7 +111,7 @@ def test_extend_backward_past_frame_zero_says_what_to_do_in_blender(scene, rende
     props.shot_name, props.direction, props.extend_frames = "ext_too_far", "backward", 13
     with pytest.raises(RuntimeError, match="below 0"):
         bpy.ops.sora.generate()
-    assert props.state == "ERROR" and "below 0" in props.last_error
-    assert "render from frame 13 or later" in props.last_hint and "first_frame" not in props.last_hint
+    assert job(scene).state == "ERROR" and "below 0" in job(scene).error
+    assert "render from frame 13 or later" in job(scene).hint and "first_frame" not in job(scene).hint
     root = Path(bpy.context.preferences.addons["sora_blender"].preferences.output_dir)
     assert not (root / "ext_too_far").exists() or not any((root / "ext_too_far").iterdir())

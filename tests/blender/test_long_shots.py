@@ -9,6 +9,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from sora_blender.live import job
+from tests.blender.test_panels import Self
+
 STILL = "a red ball still on a gray background"
 BOUNCE = "a red ball bouncing on a gray background"
 
@@ -53,8 +56,8 @@ def test_long_shot_with_a_prompt_schedule_from_the_panel(scene, sora_addon, blen
     change = props.prompt_schedule.add()
     change.start, change.prompt = 2.5, BOUNCE                     # frame index 20 = frame 21
     try:
-        assert bpy.ops.sora.generate() == {"FINISHED"}, props.last_error
-        assert props.state == "DONE", props.last_error
+        assert bpy.ops.sora.generate() == {"FINISHED"}, job(scene).error
+        assert job(scene).state == "DONE", job(scene).error
         folder = Path(props.last_dir)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert [f["number"] for f in manifest["frames"]] == list(range(1, 41))
@@ -65,6 +68,11 @@ def test_long_shot_with_a_prompt_schedule_from_the_panel(scene, sora_addon, blen
         assert _motions(scene, sora_addon.shots, folder, manifest, 20) == ("still", "bouncing")
         node = scene.node_tree.nodes["story"]
         assert node.frame_duration == 40
+        log = []
+        bpy.types.SORA_PT_view3d.draw(Self(log), bpy.context)
+        text = " ".join(e[1] for e in log if e[0] == "label")
+        assert text.count("long shot:") == 1, text      # the planner's and the worker's notice: once
+        assert f"Frames: 40 in {len(passes)} passes" in text    # the panel planned what the worker made
     finally:
         props.prompt_schedule.remove(0)
         scene.render.fps = 24
@@ -86,3 +94,40 @@ def test_prompt_node_schedule_reaches_the_spec(scene, sora_addon):
         assert [(c.start, c.prompt) for c in spec.prompt_schedule] == [(4.0, BOUNCE)]
     finally:
         bpy.data.node_groups.remove(tree)
+
+
+def test_cancel_keeps_finished_passes_shows_them_and_resumes(scene, sora_addon, blender_model, tick_until):
+    """Cancel removes only the unfinished pass; the kept frames are in the compositor, the panel
+    says so and offers Resume, which finishes the shot in the same folder."""
+    props, tasks = scene.sora, sora_addon.tasks
+    props.model, props.prompt, props.steps, props.shot_name = blender_model, STILL, 6, "halfway"
+    scene.frame_start, scene.frame_end = 1, 40
+    props.use_scene_frames = True
+    log = []
+    bpy.types.SORA_PT_view3d.draw(Self(log), bpy.context)
+    labels = [e[1] for e in log if e[0] == "label"]
+    assert "Frames: 40 in 3 passes" in labels               # shown before pressing Generate
+    assert ("prop", "use_scene_frames", True) in log
+    assert bpy.ops.sora.generate(run_in="TIMER") == {"FINISHED"}
+    state = job(scene)
+    tick_until(lambda: state.pass_index >= 2 and state.step >= 3)
+    assert state.passes == 3 and state.message.startswith("pass 2/3 ")
+    assert bpy.ops.sora.cancel() == {"FINISHED"}
+    tick_until(lambda: tasks.get_task(f"scene:{scene.name}") is None)
+    assert state.state == "CANCELLED" and state.kept is not None and state.resume is not None
+    folder = Path(state.kept["dir"])
+    kept = sorted(folder.glob("halfway.*.exr"))
+    assert len(kept) == state.kept["frames"] == 16 and state.kept["passes"] == 1
+    node = scene.node_tree.nodes["halfway"]
+    assert node.frame_duration == 16 and Path(bpy.path.abspath(node.image.filepath)) == kept[0]
+    log = []
+    bpy.types.SORA_PT_view3d.draw(Self(log), bpy.context)
+    text = " ".join(e[1] for e in log if e[0] == "label")
+    assert "Kept 16 frames from 1 (1 of 3 passes)" in text
+    assert any(e[:2] == ("operator", "sora.resume") for e in log)
+    assert bpy.ops.sora.resume() == {"FINISHED"}
+    assert state.state == "DONE", state.error
+    assert Path(props.last_dir) == folder                   # the same folder, continued
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["frames"]) == 40
+    assert scene.node_tree.nodes["halfway"].frame_duration == 40

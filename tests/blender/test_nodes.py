@@ -61,7 +61,9 @@ def test_graph_runs_in_order_continues_and_caches(scene, sora_addon):
     gen, ext = tree.nodes["Generate"], tree.nodes["Extend"]
     assert gen.result_first == scene.frame_start and gen.result_count == 16
     assert ext.result_first == gen.result_first + gen.result_count          # numbering continues
-    assert ext.result_count == 8 and gen.status.startswith("done") and ext.status.startswith("done")
+    live = sora_addon.live
+    assert ext.result_count == 8
+    assert live.node(gen).status.startswith("done") and live.node(ext).status.startswith("done")
 
     # the motion continues across the join: the ball is where its speed puts it
     g, e = _red_track(scene, gen, sora_addon.shots), _red_track(scene, ext, sora_addon.shots)
@@ -100,9 +102,10 @@ def test_headless_runs_a_saved_graph_with_farm_exit_codes(scene, sora_addon, tmp
 
     run = _headless(blend, "--tree", "FarmShots", "--node", "Extend", "--save")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    lines = run.stdout.splitlines()
+    lines = [ln.split(" · ")[0] for ln in run.stdout.splitlines()]     # the step, before share and ETA
     assert "sora: [Generate] denoise 4/4" in lines and "sora: [Extend] denoise 4/4" in lines
     assert lines.index("sora: [Generate] denoise 4/4") < lines.index("sora: [Extend] denoise 4/4")
+    assert "sora: [Extend] write 8/8 · 100% · ETA 0 s" in run.stdout      # the whole shot's progress
     shots = blend.parent / "sora"
     assert sorted(p.name for p in shots.iterdir()) == ["FarmShots_Extend", "FarmShots_Generate"]
     assert len(list((shots / "FarmShots_Extend" / "v001").glob("*.exr"))) == 8

@@ -37,13 +37,16 @@ def test_manifest_validates_and_zip_holds_addon_and_wheel(built):
     assert len(wheels) == 1
     manifest = tomllib.loads(zipfile.ZipFile(zip_path).read("blender_manifest.toml").decode())
     assert manifest["wheels"] == ["./" + wheels[0]]
-    assert set(manifest["permissions"]) == {"files"}       # files only, no network
+    assert set(manifest["permissions"]) == {"files", "network"}     # Set Up Worker runs pip
+    assert "pip" in manifest["permissions"]["network"]
+    assert "nodes/graph.py" in names and "worker/service.py" in names    # the packages are shipped
     assert manifest["blender_version_min"] == "4.2.0"
     # the add-on never imports torch (the worker does, in its own process)
     for name in names:
         if name.endswith(".py"):
             text = zipfile.ZipFile(zip_path).read(name).decode()
             assert "import torch" not in text, name
+            assert "import OpenImageIO" not in text, name      # the add-on needs bpy only
 
 
 def test_install_enable_disable_cleanly(built, tmp_path):
@@ -76,8 +79,8 @@ import bpy
 import addon_utils
 bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
 MOD = "bl_ext.user_default.sora_blender"
-runtime = sys.modules[MOD + ".runtime"]
-venv_python = runtime.venv_python()
+wpython, setup = sys.modules[MOD + ".worker.python"], sys.modules[MOD + ".worker.setup"]
+venv_python = wpython.venv_python()
 seen = []                       # (line, did the venv exist when the line was printed)
 
 
@@ -102,17 +105,17 @@ try:
 except RuntimeError as exc:
     result, error = ["RuntimeError"], str(exc)
 out = {"result": result, "error": error, "venv": str(venv_python)}
-marker = runtime.venv_dir() / ".sora-ready"
+marker = wpython.venv_dir() / ".sora-ready"
 try:
     # the failed set-up left a venv without the ready marker: it is not the worker Python
-    out["after_fail"] = [venv_python.exists(), marker.exists(), runtime.worker_python()]
-    out["problem"] = runtime.setup_problem()
+    out["after_fail"] = [venv_python.exists(), marker.exists(), wpython.worker_python()]
+    out["problem"] = setup.setup_problem()
 
     # a set-up that finishes (offline: the bundled wheel without its dependencies) writes the marker
     prefs.pip_args = "--no-index --no-deps"
     out["ok_result"] = sorted(bpy.ops.sora.setup_worker())
-    out["after_ok"] = [marker.read_text().strip() if marker.exists() else None, runtime.worker_python(),
-                       prefs.worker_python, runtime.setup_problem()]
+    out["after_ok"] = [marker.read_text().strip() if marker.exists() else None, wpython.worker_python(),
+                       prefs.worker_python, setup.setup_problem()]
 
     # set up again and fail: the marker is removed first, so the half-made venv is not used, even
     # though the preference now names its Python; Check Worker says what to do
@@ -121,7 +124,7 @@ try:
         bpy.ops.sora.setup_worker()
     except RuntimeError:
         pass
-    out["after_refail"] = [marker.exists(), runtime.worker_python(), prefs.worker_python]
+    out["after_refail"] = [marker.exists(), wpython.worker_python(), prefs.worker_python]
     try:
         out["check"] = sorted(bpy.ops.sora.check_worker())
     except RuntimeError as exc:
@@ -164,8 +167,8 @@ def test_setup_worker_in_background_prints_as_it_runs_and_fails_loudly(built, tm
     # a set-up that finishes marks the venv with the sora_core version and it is used
     import sora_core
     assert r["ok_result"] == ["FINISHED"], lines[-6:]
-    assert r["after_ok"] == [sora_core.__version__, r["venv"], r["venv"], ""]
+    assert r["after_ok"] == [sora_core.__version__, r["venv"], "", ""]   # Worker Python left empty
     assert "sora: Worker environment installed, but its check failed: " + r["venv"] in lines
     # a later failed set-up removed the stale marker first
-    assert r["after_refail"] == [False, sys.executable, r["venv"]]
+    assert r["after_refail"] == [False, sys.executable, ""]
     assert "the worker set-up did not finish" in r["check"] and "Set Up Worker again" in r["check"]

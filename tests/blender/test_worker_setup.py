@@ -25,11 +25,12 @@ import bpy, addon_utils
 sys.path.insert(0, sys.argv[1])
 os.environ.pop("SORA_WORKER_PYTHON", None)
 mod = addon_utils.enable("sora_blender", default_set=True, handle_error=None)
-runtime = mod.runtime
-prefs = runtime.get_prefs()
-venv = runtime.venv_python()
-marker = runtime.venv_dir() / ".sora-ready"
-r = {"user_dir": str(runtime.user_dir()), "venv": str(venv)}
+settings, setup = mod.settings, sys.modules["sora_blender.worker.setup"]
+wpython = sys.modules["sora_blender.worker.python"]
+prefs = settings.get_prefs()
+venv = wpython.venv_python()
+marker = wpython.venv_dir() / ".sora-ready"
+r = {"user_dir": str(settings.user_dir()), "venv": str(venv)}
 
 
 def record(name, fn):
@@ -40,26 +41,27 @@ def record(name, fn):
 
 
 # a venv whose set-up stopped before the end (no sora_core in it, no ready marker)
-subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(runtime.venv_dir())], check=True)
+subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(wpython.venv_dir())], check=True)
 r["venv_exists"] = venv.exists()
-record("python", runtime.worker_python)
+record("python", wpython.worker_python)
 prefs.worker_python = str(venv)           # what an earlier set-up that finished left there
-record("python_pref", runtime.worker_python)
+record("python_pref", wpython.worker_python)
 prefs.worker_python = ""
 record("check", lambda: sorted(bpy.ops.sora.check_worker()))
-r["report"] = runtime.worker_report_lines()
+r["report"] = setup.worker_report_lines()
 props = bpy.context.scene.sora
 props.prompt, props.steps = "a red ball", 2
 record("generate", lambda: sorted(bpy.ops.sora.generate()))
-r["last_error"], r["last_hint"] = props.last_error, props.last_hint
-record("problem", lambda: runtime.setup_problem())
+job = mod.live.job(bpy.context.scene)
+r["last_error"], r["last_hint"] = job.error, job.hint
+record("problem", lambda: setup.setup_problem())
 # the marker is what makes the venv the worker Python
 marker.write_text("0.1.0\n")
-record("python_ready", runtime.worker_python)
-record("problem_ready", lambda: runtime.setup_problem())
+record("python_ready", wpython.worker_python)
+record("problem_ready", lambda: setup.setup_problem())
 os.environ["SORA_WORKER_PYTHON"] = sys.executable
 marker.unlink()
-record("problem_env", lambda: runtime.setup_problem())     # an explicit worker Python: nothing to say
+record("problem_env", lambda: setup.setup_problem())     # an explicit worker Python: nothing to say
 print("SORA_VENV " + json.dumps(r), flush=True)
 """
 
@@ -118,16 +120,15 @@ class BpyCalls:
 
 
 @pytest.fixture
-def runtime(sora_addon):
-    rt = sora_addon.runtime
-    yield rt
-    drain = getattr(rt, "_drain_timer", None)
-    if drain is not None and bpy.app.timers.is_registered(drain):   # no timers run in the bpy module
-        bpy.app.timers.unregister(drain)
-        rt.drain_reports()
+def setup(sora_addon):
+    from sora_blender.worker import setup
+    yield setup
+    if bpy.app.timers.is_registered(setup._drain_timer):   # no timers run in the bpy module
+        bpy.app.timers.unregister(setup._drain_timer)
+        setup.drain_reports()
 
 
-def test_failed_setup_removes_stale_marker_and_reports_through_the_main_thread(runtime, tmp_path):
+def test_failed_setup_removes_stale_marker_and_reports_through_the_main_thread(setup, tmp_path):
     folder = tmp_path / "worker-venv"
     folder.mkdir()
     marker = folder / ".sora-ready"
@@ -139,31 +140,31 @@ def test_failed_setup_removes_stale_marker_and_reports_through_the_main_thread(r
 
     with BpyCalls() as bpy_calls:
         # real pip refusing an option: the venv is made, then the pip upgrade fails
-        thread = runtime.start_setup(sys.executable, folder, "--no-index --no-such-option", on_done)
+        thread = setup.start_setup(sys.executable, folder, "--no-index --no-such-option", on_done)
         assert not marker.exists(), "a stale marker must go before the set-up starts"
-        assert bpy.app.timers.is_registered(runtime._drain_timer)   # registered by the caller
+        assert bpy.app.timers.is_registered(setup._drain_timer)   # registered by the caller
         thread.join(240)
     assert not thread.is_alive()
     assert bpy_calls.calls == [], "the set-up thread called bpy"
     # the thread only queued its lines and its result: nothing reached bpy-facing state yet
-    assert runtime.worker_report_lines() == [] and done == []
-    assert runtime._drain_timer() is None       # drains, redraws; stops since the thread ended
+    assert setup.worker_report_lines() == [] and done == []
+    assert setup._drain_timer() is None       # drains, redraws; stops since the thread ended
     assert done == [(False, True)]              # on_done ran on the main thread
-    lines = runtime.worker_report_lines()
+    lines = setup.worker_report_lines()
     assert lines[0].startswith("$ ") and " -m venv " in lines[0]
     assert any("no such option" in ln for ln in lines)
     assert lines[-1].startswith("Error: exit code 2")
-    assert runtime.venv_python(folder).exists() and not marker.exists()
+    assert setup.venv_python(folder).exists() and not marker.exists()
 
 
-def test_check_thread_reports_through_the_main_thread(runtime):
+def test_check_thread_reports_through_the_main_thread(setup):
     with BpyCalls() as bpy_calls:
-        thread = runtime.start_check(sys.executable)
+        thread = setup.start_check(sys.executable)
         thread.join(120)
     assert bpy_calls.calls == [], "the check thread called bpy"
-    assert runtime.worker_report_lines() == [], "the check thread wrote the report itself"
-    assert bpy.app.timers.is_registered(runtime._drain_timer)      # registered by the caller
-    assert runtime._drain_timer() is None
-    lines = runtime.worker_report_lines()
+    assert setup.worker_report_lines() == [], "the check thread wrote the report itself"
+    assert bpy.app.timers.is_registered(setup._drain_timer)      # registered by the caller
+    assert setup._drain_timer() is None
+    lines = setup.worker_report_lines()
     assert lines[0] == f"Checking {sys.executable} ..."
     assert lines[1].startswith("Python ") and "sora_core " in lines[1] and "torch " in lines[1]

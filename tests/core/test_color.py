@@ -186,3 +186,31 @@ def test_processors_are_built_once_and_shared_across_threads():
         threaded = list(pool.map(t.to_linear, frames))
     for frame, lin in zip(frames, threaded):
         assert np.array_equal(lin, t.to_linear(frame))
+
+
+@pytest.mark.parametrize("view", [None, "Standard", "Filmic", "AgX"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_8_and_16_bit_codes_match_the_float_path(view, dtype):
+    """Codes as a PNG or a video stores them go straight into OCIO's integer-input processor
+    (a table for the display curve) and land where the float path puts code / max."""
+    if view is not None and BLENDER_CONFIG is None:
+        pytest.skip("bpy (Blender's config.ocio) not installed")
+    t = ViewTransform(BLENDER_CONFIG, "sRGB", view) if view else ViewTransform()
+    top = np.iinfo(dtype).max
+    codes = np.random.default_rng(3).integers(0, top + 1, (48, 64, 3)).astype(dtype)
+    codes[0, :3] = [[0, 0, 0], [top, top, top], [0, top, 1]]
+    fast = t.to_linear(codes)
+    slow = t.to_linear(codes.astype(np.float32) / top)
+    assert fast.dtype == np.float32 and fast.shape == codes.shape
+    assert (np.abs(fast - slow) <= 1e-4 * np.maximum(1.0, np.abs(slow))).all()
+    if t.exact_inverse:     # baked views (AgX, Filmic here) go through their 3-D table in floats
+        assert t.integer_processor(dtype) is not None
+
+
+def test_a_look_named_the_blender_way_is_found_under_its_config_name():
+    """Blender shows some looks as '<view> - <look>'; the add-on passes that name as it is."""
+    t = ViewTransform(BLENDER_CONFIG, "sRGB", "Filmic", "Filmic - Medium High Contrast")
+    assert t.look == "Medium High Contrast"
+    assert ViewTransform(BLENDER_CONFIG, "sRGB", "AgX", "AgX - Punchy").look == "AgX - Punchy"
+    with pytest.raises(SoraError, match="not a look"):
+        ViewTransform(BLENDER_CONFIG, "sRGB", "AgX", "AgX - Nope")

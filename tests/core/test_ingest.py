@@ -127,3 +127,26 @@ def test_ingest_into_an_occupied_folder_is_refused_and_a_cancel_removes_its_fram
                is_cancelled=lambda: sum(e["event"] == "frame" for e in seen) >= 3)
     assert err.value.code == "cancelled"
     assert os.listdir(tmp_path / "second") == []
+
+
+def test_ingest_16_bit_pngs_keeps_their_precision(tmp_path):
+    """A 16-bit PNG sequence is read as its codes and inverted at 16-bit precision (not
+    rounded to 8 bits on the way), through Blender's Standard view."""
+    import OpenImageIO as oiio
+
+    color = {"config": str(blender_config_path()), "view": "Standard"}
+    view = ViewTransform(color["config"], None, "Standard")
+    src = tmp_path / "deep"
+    src.mkdir()
+    ramp = np.linspace(0.0, 1.0, 40 * 56 * 3, dtype=np.float32).reshape(40, 56, 3)
+    for i in range(3):
+        buf = oiio.ImageBuf(oiio.ImageSpec(56, 40, 3, "uint16"))
+        buf.set_pixels(oiio.ROI(0, 56, 0, 40, 0, 1, 0, 3), np.roll(ramp, i, axis=1))
+        assert buf.write(str(src / f"deep.{i:04d}.png"))
+    ingest(src, tmp_path / "out", "deep", color)
+    codes = read_image(src / "deep.0001.png", as_stored=True)
+    assert codes.dtype == np.uint16
+    expected = view.to_linear(codes.astype(np.float32) / 65535)
+    got = read_image(tmp_path / "out" / "deep.0002.exr")      # first_frame 1 -> second file
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=2e-5)    # half-float storage
+    assert len(np.unique(got[..., 0])) > 1000                 # more than 8-bit's 256 levels

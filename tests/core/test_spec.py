@@ -96,7 +96,7 @@ def test_schema_lists_every_top_level_key_and_mode():
     for key in ("mode", "prompt", "negative_prompt", "model", "seed", "steps", "guidance", "width",
                 "height", "frames", "fps", "inputs", "output"):
         assert key in props
-    assert props["mode"]["enum"] == ["generate", "animate", "extend", "interpolate", "restyle", "control"]
+    assert props["mode"]["enum"] == ["generate", "animate", "extend", "interpolate", "restyle", "control", "hdr"]
     assert props["inputs"]["properties"]["keyframes"]["items"]["required"] == ["path", "index"]
     assert schema["additionalProperties"] is False
 

@@ -165,3 +165,31 @@ def _pid_running(pid):
     except OSError:
         return False
     return True
+
+
+def test_tidying_after_a_kill_leaves_a_live_job_and_finished_passes_alone(tmp_path):
+    """What the client removes for a dead job: only its claim (a manifest listing no frames),
+    its temporaries and its lock file, and only when no live job holds the folder."""
+    import json
+
+    from sora_core.safe_write import Folder
+    from sora_core.shot_lock import ShotLock
+    from sora_core.shot_state import tidy_after_kill
+
+    spec = shot("m", "t")
+    folder_path = tmp_path / "t"
+    folder_path.mkdir()
+    claim = {"status": "partial", "frames": [], "pattern": "shot.####.exr"}
+    (folder_path / "manifest.json").write_text(json.dumps(claim))
+    (folder_path / ".shot.0001.exr.sora-tmp-0123abcd").write_bytes(b"half a frame")
+    with Folder.open(tmp_path, "t", create=False) as folder, ShotLock(folder):   # a live job
+        tidy_after_kill(spec, tmp_path)
+        assert (folder_path / "manifest.json").exists() and (folder_path / ".sora.lock").exists()
+    tidy_after_kill(spec, tmp_path)                                              # nobody holds it
+    assert sorted(p.name for p in folder_path.iterdir()) == []
+    kept = dict(claim, frames=[{"number": 1, "file": "shot.0001.exr", "sha256": "0" * 64}])
+    (folder_path / "manifest.json").write_text(json.dumps(kept))
+    tidy_after_kill(spec, tmp_path)                                              # a finished pass
+    assert [p.name for p in folder_path.iterdir()] == ["manifest.json"]
+    tidy_after_kill(shot("m", "never-made"), tmp_path)
+    assert not (tmp_path / "never-made").exists()
