@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import __version__, protocol
-from .capabilities import ALL_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
 from .provenance import cli as provenance_cli
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
@@ -36,6 +36,10 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--guidance-2", type=float, dest="guidance_2",
                    help="guidance of the low-noise expert (two-expert models: Wan 2.2 A14B)")
+    if mode in TWO_STAGE_MODES:
+        p.add_argument("--upsample", choices=UPSAMPLE_CHOICES, default="auto",
+                       help="two stages with the model's latent upsampler (LTX-2): half size, "
+                            "upsampled, refined; auto where the folder has one (docs/models.md)")
     p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
     p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
     p.add_argument("--first-frame", type=int, help="number of the first written frame")
@@ -143,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
-            "guidance_2": args.guidance_2, "width": args.width,
+            "guidance_2": args.guidance_2, "upsample": getattr(args, "upsample", "auto"),
+            "width": args.width,
             "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
                        "first_frame": args.first_frame, "overwrite": args.overwrite},

@@ -144,7 +144,7 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
             timer.add("load_s", time.perf_counter() - t_load)
             request = Request(mode=spec.mode if p.index == 0 else "extend", prompt=p.prompt,
                               negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
-                              guidance=plan.guidance, guidance_2=plan.guidance_2,
+                              guidance=plan.guidance, guidance_2=plan.guidance_2, upsample=plan.upsample,
                               width=plan.width, height=plan.height,
                               frames=p.frames, known=known, video=video, fps=plan.fps,
                               strength=inputs.strength if spec.mode == "restyle" else 1.0,
