@@ -1,8 +1,9 @@
 """The ``sora`` command: make shots from flags or a spec file, list models, read provenance.
 
 The CLI itself stays light (no torch): it validates, then hands the job to a worker process
-through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input,
-3 not found, 75 retry may help, 130 cancelled, 1 anything else.
+through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input
+(also: a folder that may not be written, another shot in the folder), 3 not found, 75 retry may
+help (also: shot folder locked by another job, disk full), 130 cancelled, 1 anything else.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 
 from . import __version__, protocol
-from .capabilities import ALL_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
 from .provenance import cli as provenance_cli
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
@@ -35,15 +36,23 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--guidance-2", type=float, dest="guidance_2",
                    help="guidance of the low-noise expert (two-expert models: Wan 2.2 A14B)")
+    if mode in TWO_STAGE_MODES:
+        p.add_argument("--upsample", choices=UPSAMPLE_CHOICES, default="auto",
+                       help="two stages with the model's latent upsampler (LTX-2): half size, "
+                            "upsampled, refined; auto where the folder has one (docs/models.md)")
     p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
     p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
     p.add_argument("--first-frame", type=int, help="number of the first written frame")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another shot found in the shot folder (else it is refused, exit 2)")
     if mode == "animate":
         p.add_argument("--image", required=True, help="the still to animate")
     if mode in ("extend", "restyle", "hdr"):
         p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
     if mode in ("extend", "restyle", "control", "hdr"):
         p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
+        p.add_argument("--strict", action="store_true",
+                       help="refuse an input sequence with gaps or mixed frame sizes (else a notice)")
     if mode == "control":
         p.add_argument("--control", required=True, metavar="SEQ",
                        help="control sequence (display-referred depth, edges, pose or layout frames)")
@@ -141,10 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
-            "guidance_2": args.guidance_2, "width": args.width,
+            "guidance_2": args.guidance_2, "upsample": getattr(args, "upsample", "auto"),
+            "width": args.width,
             "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
-                       "first_frame": args.first_frame},
+                       "first_frame": args.first_frame, "overwrite": args.overwrite},
             "color": {"config": args.ocio_config, "display": args.display, "view": args.view,
                       "look": args.look},
             "runtime": {"device": args.device, "dtype": args.dtype, "memory": args.memory}}
@@ -157,6 +167,7 @@ def spec_from_args(args) -> ShotSpec:
         inputs["frames"] = args.input
     if args.command in ("extend", "restyle", "control", "hdr"):
         inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
+        inputs["strict"] = args.strict
     if args.command == "control":
         inputs.update(control=args.control, control_kind=args.kind, reference=args.reference,
                       control_strength=args.control_strength)
@@ -309,7 +320,10 @@ def run_spec(spec: ShotSpec, args) -> int:
 def cmd_models(args) -> int:
     from .models_index import list_models
 
-    models = list_models(args.models_dir)
+    warnings: list[str] = []
+    models = list_models(args.models_dir, warnings)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps([m.to_dict() for m in models], indent=2))
         return EXIT_OK
