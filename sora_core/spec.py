@@ -66,8 +66,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # What each spec hash leaves out (dotted paths): "content" names what is generated, wherever and
 # under whatever name it is written (node caches, the frame header); "files" names the same frames
 # in the same file names (resume and skip a finished shot in another folder).
-HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",),
-                                               "files": ("output.dir", "output.overwrite")}
+HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output", "inputs.strict"),
+                                               "files": ("output.dir", "output.overwrite",
+                                                         "inputs.strict")}
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Inputs:
     control_kind: str = "layout"        # control: what it shows (depth, edges, pose, layout)
     control_strength: float = 1.0       # control: how strongly it is followed, where the model can
     reference: str | None = None        # control: an image for the look (where the model takes one)
+    strict: bool = False                # a sequence with gaps or mixed sizes is refused, not noted
 
 
 @dataclass
