@@ -32,13 +32,13 @@ def latent_index(frame: int, frames: int, temporal: int) -> int:
 
 
 class LTX2Backend(DiffusersBackend):
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
         from ..model_rules import family_of
         from ..models_index import read_model_index
 
         index = index if index is not None else read_model_index(model_dir)
         self.family = family_of(index) or ""
-        super().__init__(model_dir, runtime, index)
+        super().__init__(model_dir, runtime, index, **files)
 
     def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
         return super().call(pipe, req, on_step, linear=linear, num_frames=req.frames,
