@@ -442,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_spec(ShotSpec.load(args.spec), args)
         spec = spec_from_args(args)
         if args.save_spec:
+            from .provenance.policy import check_spec
+            check_spec(spec.to_dict())      # a spec the policy refuses is not saved either
             spec.save(args.save_spec)
             print(args.save_spec)
             return EXIT_OK

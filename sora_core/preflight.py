@@ -12,6 +12,7 @@ from .capabilities import SEQUENCE_MODES
 from .errors import SoraError, invalid
 from .frames.sequence import find_sequence
 from .models_index import resolve_model
+from .provenance.policy import check_spec
 from .spec import ShotSpec, resolve_output_dir
 
 
@@ -27,6 +28,7 @@ def available_inputs(spec: ShotSpec) -> planning.Available:
 def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
     """(plan, model, shot folder): the spec checked against the model and the files on disk."""
     spec.validate()
+    check_spec(spec.to_dict())          # the studio policy, before anything is resolved or written
     out_dir = resolve_output_dir(spec, output_root)
     model = resolve_model(spec.model, models_dirs)
     if model.capabilities is None:
