@@ -1,8 +1,9 @@
 """The ``sora`` command: make shots from flags or a spec file, list models, read provenance.
 
 The CLI itself stays light (no torch): it validates, then hands the job to a worker process
-through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input,
-3 not found, 75 retry may help, 130 cancelled, 1 anything else.
+through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input
+(also: a folder that may not be written, another shot in the folder), 3 not found, 75 retry may
+help (also: shot folder locked by another job, disk full), 130 cancelled, 1 anything else.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 
 from . import __version__, protocol
-from .capabilities import ALL_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
 from . import model_files_cli
 from .provenance import cli as provenance_cli
@@ -36,15 +37,23 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--guidance-2", type=float, dest="guidance_2",
                    help="guidance of the low-noise expert (two-expert models: Wan 2.2 A14B)")
+    if mode in TWO_STAGE_MODES:
+        p.add_argument("--upsample", choices=UPSAMPLE_CHOICES, default="auto",
+                       help="two stages with the model's latent upsampler (LTX-2): half size, "
+                            "upsampled, refined; auto where the folder has one (docs/models.md)")
     p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
     p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
     p.add_argument("--first-frame", type=int, help="number of the first written frame")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another shot found in the shot folder (else it is refused, exit 2)")
     if mode == "animate":
         p.add_argument("--image", required=True, help="the still to animate")
     if mode in ("extend", "restyle", "hdr"):
         p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
     if mode in ("extend", "restyle", "control", "hdr"):
         p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
+        p.add_argument("--strict", action="store_true",
+                       help="refuse an input sequence with gaps or mixed frame sizes (else a notice)")
     if mode == "control":
         p.add_argument("--control", required=True, metavar="SEQ",
                        help="control sequence (display-referred depth, edges, pose or layout frames)")
@@ -134,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
     provenance_cli.add_commands(sub)
+    from .qt import app as studio_app      # light: Qt is imported only when the studio opens
+    studio_app.add_arguments(sub.add_parser("studio", help="the Qt studio: shot panel, queue, "
+                                            "flipbook and history (needs the qt extra)"))
     from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
     farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
@@ -142,10 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
-            "guidance_2": args.guidance_2, "width": args.width,
+            "guidance_2": args.guidance_2, "upsample": getattr(args, "upsample", "auto"),
+            "width": args.width,
             "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
-                       "first_frame": args.first_frame},
+                       "first_frame": args.first_frame, "overwrite": args.overwrite},
             "color": {"config": args.ocio_config, "display": args.display, "view": args.view,
                       "look": args.look},
             "runtime": {"device": args.device, "dtype": args.dtype, "memory": args.memory}}
@@ -159,6 +172,7 @@ def spec_from_args(args) -> ShotSpec:
         inputs["frames"] = args.input
     if args.command in ("extend", "restyle", "control", "hdr"):
         inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
+        inputs["strict"] = args.strict
     if args.command == "control":
         inputs.update(control=args.control, control_kind=args.kind, reference=args.reference,
                       control_strength=args.control_strength)
@@ -311,7 +325,10 @@ def run_spec(spec: ShotSpec, args) -> int:
 def cmd_models(args) -> int:
     from .models_index import list_models
 
-    models = list_models(args.models_dir)
+    warnings: list[str] = []
+    models = list_models(args.models_dir, warnings)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json and args.files:
         model_files_cli.print_files(args.models_dir, models, as_json=True)
         return EXIT_OK
@@ -435,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
                                 args.columns))
             return EXIT_OK
+        if args.command == "studio":
+            from .qt import app as studio_app
+            return studio_app.main(args)
         if args.command == "farm":
             from .farm import cli as farm_cli
             return farm_cli.main(args)

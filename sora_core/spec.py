@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS, UPSAMPLE_CHOICES
 from .errors import SoraError, invalid
 from .model_files import Components, Lora, validate as validate_model_files
 
@@ -57,6 +57,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ALL_MODES,
+    "upsample": UPSAMPLE_CHOICES,
     "inputs.direction": DIRECTIONS,
     "inputs.control_kind": CONTROL_KINDS,
     "passes.match": MATCH_MODES,
@@ -66,8 +67,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # What each spec hash leaves out (dotted paths): "content" names what is generated, wherever and
 # under whatever name it is written (node caches, the frame header); "files" names the same frames
 # in the same file names (resume and skip a finished shot in another folder).
-HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",),
-                                               "files": ("output.dir", "output.overwrite")}
+HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output", "inputs.strict"),
+                                               "files": ("output.dir", "output.overwrite",
+                                                         "inputs.strict")}
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Inputs:
     control_kind: str = "layout"        # control: what it shows (depth, edges, pose, layout)
     control_strength: float = 1.0       # control: how strongly it is followed, where the model can
     reference: str | None = None        # control: an image for the look (where the model takes one)
+    strict: bool = False                # a sequence with gaps or mixed sizes is refused, not noted
 
 
 @dataclass
@@ -151,6 +154,7 @@ class ShotSpec:
     steps: int | None = None            # None: the model's default
     guidance: float | None = None
     guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
+    upsample: str = "auto"              # two stages with the folder's latent upsampler: auto, on, off
     width: int | None = None
     height: int | None = None
     frames: int | None = None
@@ -222,6 +226,7 @@ class ShotSpec:
         """Check values and the inputs each mode needs; raise naming field and allowed values."""
         _check_strings(self, "")
         _check("mode", self.mode)
+        _check("upsample", self.upsample)
         if not isinstance(self.model, str) or not self.model.strip():
             raise invalid("model", "must name a model folder or a path to one")
         for name in ("seed", "steps", "guidance", "guidance_2", "width", "height", "frames", "fps",

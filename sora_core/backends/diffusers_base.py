@@ -76,18 +76,26 @@ class DiffusersBackend(Backend):
             self._derived[cls_name] = pipe
         return self._derived[cls_name]
 
-    def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
-        """Run ``pipe`` with the request's common arguments; OOM becomes a retryable error.
-        A sound track the pipeline makes is kept for :meth:`take_audio`."""
-        import torch
-
+    def arguments(self, req: Request, on_step: OnStep, **kwargs) -> dict:
+        """The request's common pipeline arguments, ``kwargs`` over them."""
         args = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None,
                     height=req.height, width=req.width, num_inference_steps=req.steps,
                     guidance_scale=req.guidance, generator=loading.generator_for(req.seed),
                     output_type="np", callback_on_step_end=loading.step_callback(on_step, req.steps))
         args.update(kwargs)
+        return args
+
+    def invoke(self, pipe, args: dict):
+        """``pipe(**args)`` without gradients; OOM becomes a retryable error."""
+        import torch
+
         with loading.map_oom(), torch.no_grad():
-            out = pipe(**args)
+            return pipe(**args)
+
+    def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
+        """Run ``pipe`` with the request's common arguments. A sound track the pipeline makes is
+        kept for :meth:`take_audio`."""
+        out = self.invoke(pipe, self.arguments(req, on_step, **kwargs))
         self._audio = getattr(out, "audio", None)
         return finish_frames(out.frames, req, linear=linear)
 
