@@ -47,7 +47,10 @@ def main() -> int:
     for seed in (3, 7):
         spec = ShotSpec.from_dict({"prompt": PROMPT, "seed": seed, "steps": args.steps,
                                    "output": {"dir": f"shots/ground_v{seed}", "name": "ground"}})
-        versions.append(client.run(spec, str(root))["dir"])
+        folder = root / spec.output.dir
+        if not (folder / "manifest.json").is_file():       # kept from an earlier run: reuse it
+            client.run(spec, str(root))
+        versions.append(str(folder))
         print("shot", versions[-1])
     IMAGES.mkdir(parents=True, exist_ok=True)
 
@@ -79,7 +82,8 @@ def main() -> int:
     studio.show()
     studio.panel.set_spec(ShotSpec.from_dict({"prompt": "a green ball bouncing on a gray background",
                                               "seed": 5, "steps": args.steps,
-                                              "output": {"dir": "shots/bounce", "name": "bounce"}}))
+                                              "output": {"dir": f"shots/bounce_{int(time.time())}",
+                                                         "name": "bounce"}}))
     entry = studio.panel.generate()
     pump(app, until=lambda: entry.state not in ("queued", "running"))
     pump(app, 1.5)
