@@ -14,6 +14,9 @@ CHAIN_MODES = ("generate", "animate", "extend")     # modes a long shot can be c
 # modes that read an input frame sequence -> the Inputs field naming it
 SEQUENCE_MODES = {"extend": "frames", "restyle": "frames", "control": "control", "hdr": "frames"}
 LINEAR_MODES = ("hdr",)     # modes whose output is already scene linear (no inverse view transform)
+# modes a model with a latent upsampler can make in two stages (half size, upsampled, refined)
+TWO_STAGE_MODES = ("generate", "animate", "extend", "interpolate")
+UPSAMPLE_CHOICES = ("auto", "on", "off")    # spec.upsample: auto uses the upsampler where there is one
 CONTROL_KINDS = ("depth", "edges", "pose", "layout")  # what a control sequence shows
 
 
@@ -41,6 +44,7 @@ class Capabilities:
     experts: int = 1                # Wan 2.2 A14B: 2 (high-noise and low-noise transformers)
     default_guidance_2: float | None = None  # guidance of the low-noise expert (two experts only)
     audio: bool = False             # the model makes a sound track too (LTX-2)
+    upsampler: int = 0              # scale of the folder's latent upsampler (LTX-2: 2); 0: none
     notes: tuple[str, ...] = ()     # how the rules were read: defaults used, overrides applied
 
     @property
@@ -65,7 +69,8 @@ class Capabilities:
     def describe(self) -> str:
         """One line for model lists: ``modes: ...; frames 4k+1 up to 81 a pass; size multiple of 16``."""
         return (f"modes: {', '.join(self.modes)}; frames {self.frame_rule()} up to {self.max_frames} "
-                f"a pass; size multiple of {self.size_multiple}")
+                f"a pass; size multiple of {self.size_multiple}"
+                + (f"; two-stage x{self.upsampler} with its latent upsampler" if self.upsampler else ""))
 
     def supports(self, mode: str) -> bool:
         return mode in self.modes
@@ -114,7 +119,7 @@ FAMILIES: dict[str, Capabilities] = {
     "wan-ti2v": _wan("wan-ti2v", ("generate", "animate", "restyle")),
     # VACE follows any control video (depth, pose, edges, flat layouts) with an all-generate mask
     "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate", "control"), CONTROL_KINDS),
-    "ltx": _ltx("ltx", ALL_MODES[:-1]),
+    "ltx": _ltx("ltx", ("generate", "animate", "extend", "interpolate", "restyle")),   # no control kinds
     # LTX-2: video with its sound track; animate, extend and keyframes through LTX2ConditionPipeline
     "ltx2": _ltx("ltx2", ("generate", "animate", "extend", "interpolate"), max_frames=481,
                  default_steps=30, default_guidance=3.0, default_size=(768, 512), max_size=2048,

@@ -1,8 +1,9 @@
 """The ``sora`` command: make shots from flags or a spec file, list models, read provenance.
 
 The CLI itself stays light (no torch): it validates, then hands the job to a worker process
-through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input,
-3 not found, 75 retry may help, 130 cancelled, 1 anything else.
+through the same client every host uses. Exit codes follow DESIGN.md: 0 done, 2 invalid input
+(also: a folder that may not be written, another shot in the folder), 3 not found, 75 retry may
+help (also: shot folder locked by another job, disk full), 130 cancelled, 1 anything else.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import sys
 import time
 
 from . import __version__, protocol
-from .capabilities import ALL_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
+from . import model_files_cli
 from .provenance import cli as provenance_cli
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
 
@@ -35,15 +37,23 @@ def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--guidance-2", type=float, dest="guidance_2",
                    help="guidance of the low-noise expert (two-expert models: Wan 2.2 A14B)")
+    if mode in TWO_STAGE_MODES:
+        p.add_argument("--upsample", choices=UPSAMPLE_CHOICES, default="auto",
+                       help="two stages with the model's latent upsampler (LTX-2): half size, "
+                            "upsampled, refined; auto where the folder has one (docs/models.md)")
     p.add_argument("--out", default=None, help="shot folder, inside the output root (default shots/<name>)")
     p.add_argument("--name", default="shot", help="frame name: <name>.####.exr")
     p.add_argument("--first-frame", type=int, help="number of the first written frame")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another shot found in the shot folder (else it is refused, exit 2)")
     if mode == "animate":
         p.add_argument("--image", required=True, help="the still to animate")
     if mode in ("extend", "restyle", "hdr"):
         p.add_argument("--input", required=True, help="frame sequence: name.####.exr, a folder or a file")
     if mode in ("extend", "restyle", "control", "hdr"):
         p.add_argument("--frame-range", type=int, nargs=2, metavar=("FIRST", "LAST"))
+        p.add_argument("--strict", action="store_true",
+                       help="refuse an input sequence with gaps or mixed frame sizes (else a notice)")
     if mode == "control":
         p.add_argument("--control", required=True, metavar="SEQ",
                        help="control sequence (display-referred depth, edges, pose or layout frames)")
@@ -99,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mode, help="a display-referred clip -> scene-linear HDR (LTX-2 HDR)"
                            if mode == "hdr" else f"{mode} a shot")
         _add_shot_flags(p, mode)
+        model_files_cli.add_flags(p)
         _add_run_flags(p)
     p = sub.add_parser("run", help="make the shot a spec file describes")
     p.add_argument("spec")
@@ -106,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list local models and what they can do")
     p.add_argument("--models-dir", action="append", default=[])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--files", action="store_true", help="with --json: the weights files of ComfyUI "
+                   "models trees (transformers, VAEs, LoRAs) instead of the model folders")
     p = sub.add_parser("info", help="a frame's provenance, or a shot folder's status and timings")
     p.add_argument("frame", metavar="FRAME|SHOT_DIR")
     p.add_argument("--json", action="store_true")
@@ -130,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
     provenance_cli.add_commands(sub)
+    from .qt import app as studio_app      # light: Qt is imported only when the studio opens
+    studio_app.add_arguments(sub.add_parser("studio", help="the Qt studio: shot panel, queue, "
+                                            "flipbook and history (needs the qt extra)"))
     from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
     farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
@@ -138,15 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> ShotSpec:
     data = {"mode": args.command, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
-            "guidance_2": args.guidance_2, "width": args.width,
+            "guidance_2": args.guidance_2, "upsample": getattr(args, "upsample", "auto"),
+            "width": args.width,
             "height": args.height, "frames": args.frames, "fps": args.fps, "duration": args.duration,
             "output": {"dir": args.out or f"shots/{args.name}", "name": args.name,
-                       "first_frame": args.first_frame},
+                       "first_frame": args.first_frame, "overwrite": args.overwrite},
             "color": {"config": args.ocio_config, "display": args.display, "view": args.view,
                       "look": args.look},
             "runtime": {"device": args.device, "dtype": args.dtype, "memory": args.memory}}
     if args.model:
         data["model"] = args.model
+    data.update(model_files_cli.spec_part(args))
     inputs: dict = {}
     if args.command == "animate":
         inputs["image"] = args.image
@@ -154,6 +172,7 @@ def spec_from_args(args) -> ShotSpec:
         inputs["frames"] = args.input
     if args.command in ("extend", "restyle", "control", "hdr"):
         inputs["frame_range"] = list(args.frame_range) if args.frame_range else None
+        inputs["strict"] = args.strict
     if args.command == "control":
         inputs.update(control=args.control, control_kind=args.kind, reference=args.reference,
                       control_strength=args.control_strength)
@@ -306,7 +325,13 @@ def run_spec(spec: ShotSpec, args) -> int:
 def cmd_models(args) -> int:
     from .models_index import list_models
 
-    models = list_models(args.models_dir)
+    warnings: list[str] = []
+    models = list_models(args.models_dir, warnings)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if args.json and args.files:
+        model_files_cli.print_files(args.models_dir, models, as_json=True)
+        return EXIT_OK
     if args.json:
         print(json.dumps([m.to_dict() for m in models], indent=2))
         return EXIT_OK
@@ -322,6 +347,7 @@ def cmd_models(args) -> int:
         print(f"{m.name:20} {caps.family:10} {caps.describe()}  {where}")
         for note in caps.notes:
             print(f"{'':20} note: {note}")
+    model_files_cli.print_files(args.models_dir, models, as_json=False)
     return EXIT_OK
 
 
@@ -426,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
                                 args.columns))
             return EXIT_OK
+        if args.command == "studio":
+            from .qt import app as studio_app
+            return studio_app.main(args)
         if args.command == "farm":
             from .farm import cli as farm_cli
             return farm_cli.main(args)
@@ -433,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_spec(ShotSpec.load(args.spec), args)
         spec = spec_from_args(args)
         if args.save_spec:
+            from .provenance.policy import check_spec
+            check_spec(spec.to_dict())      # a spec the policy refuses is not saved either
             spec.save(args.save_spec)
             print(args.save_spec)
             return EXIT_OK

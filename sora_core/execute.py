@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from .capabilities import LINEAR_MODES
-from .errors import SoraError
+from .capabilities import LINEAR_MODES, SEQUENCE_MODES
+from .errors import SoraError, invalid
 from .frames.audio import SoundTrack, frames_span
 from .longshot import drift_correction, positions
 from .manifest import MANIFEST_NAME
@@ -93,6 +93,7 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     if state.passes:
         note(f"resuming after pass {len(state.passes)} of {len(plan.passes)}")
 
+    _check_input_sizes(spec, plan, note)    # headers only: before any pixel or the model
     color = spec.color
     transform = ViewTransform(color.config, color.display, color.view, color.look)
     state.color = transform.describe()      # builds the processors (a baked inverse is solved now)
@@ -114,7 +115,7 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     first_known = dict(zip(plan.first_known, read_frames(load, plan.first_known.values())))
     t_inputs = time.perf_counter() - t_inputs
     t_model = time.perf_counter()
-    backend = cache.get(model, spec.runtime, emit, job_id)
+    backend = cache.get(model, spec.runtime, emit, job_id, spec.components, spec.loras)
     clock.model_load_s = time.perf_counter() - t_model
     for prompt in dict.fromkeys(p.prompt for p in plan.passes):
         unknown = backend.unknown_words(prompt)
@@ -137,11 +138,13 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
                 numbers = _context_numbers(plan, p)
                 if writer is not None:
                     writer.wait_for(numbers)
-                known = dict(zip(known_pos, read_frames(load, map(state.frame_path, numbers))))
+                state.folder.verify()
+                names = [state.frame_path(n).name for n in numbers]     # read through the folder held
+                known = dict(zip(known_pos, read_frames(load, map(state.folder.read_path, names))))
             timer.add("load_s", time.perf_counter() - t_load)
             request = Request(mode=spec.mode if p.index == 0 else "extend", prompt=p.prompt,
                               negative_prompt=spec.negative_prompt, seed=p.seed, steps=plan.steps,
-                              guidance=plan.guidance, guidance_2=plan.guidance_2,
+                              guidance=plan.guidance, guidance_2=plan.guidance_2, upsample=plan.upsample,
                               width=plan.width, height=plan.height,
                               frames=p.frames, known=known, video=video, fps=plan.fps,
                               strength=inputs.strength if spec.mode == "restyle" else 1.0,
@@ -190,6 +193,31 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     state.write(backend.identity, final, complete=True)
     sign_shot(out_dir, signer)
     return _done(plan, state, job_id, cache, final)
+
+
+def _check_input_sizes(spec, plan, note) -> None:
+    """Every input image within the size limit (``frames.exr``), and a sequence of mixed sizes
+    noted (each frame is scaled to the shot's size) or, with ``inputs.strict``, refused."""
+    from .frames.exr import image_size
+
+    paths = list(dict.fromkeys([*plan.video, *plan.first_known.values()]))
+    sizes: dict[tuple[int, int], str] = {}
+    for path in paths:
+        sizes.setdefault(image_size(path), Path(path).name)
+    if len(sizes) > 1 and spec.mode in SEQUENCE_MODES:
+        name = f"inputs.{SEQUENCE_MODES[spec.mode]}"
+        shown = ", ".join(f"{w}x{h} ({file})" for (w, h), file in list(sizes.items())[:4])
+        if spec.inputs.strict:
+            raise invalid(name, f"the sequence mixes frame sizes: {shown}",
+                          hint="render every frame at one size, or drop inputs.strict (--strict)")
+        note(f"{name}: the sequence mixes frame sizes ({shown}); every frame is scaled to "
+             f"{plan.width}x{plan.height}")
+
+
+def _clear_temporaries(folder) -> None:
+    for name in folder.names():
+        if name.startswith(".") and TEMP_MARK in name:
+            folder.unlink(name)
 
 
 def _disk_full(exc: SoraError, plan, state: ShotState) -> SoraError:

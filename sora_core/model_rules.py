@@ -10,6 +10,9 @@ shots without torch. The capabilities of a folder are built in four layers, each
    the transformer's patch (Wan 2.1 8*2 = 16, Wan 2.2 TI2V-5B 16*2 = 32, LTX 32*1 = 32);
 4. ``sora_model.json`` beside the weights, where a user overrides any rule (validated).
 
+An LTX-2 folder may hold its latent upsampler in ``latent_upsampler/`` (the layout of the
+Lightricks release): its config gives the scale of the two-stage path (``Capabilities.upsampler``).
+
 A rule the configs do not give keeps the family default and says so in ``Capabilities.notes``
 (the planner shows the notes with every shot's notices).
 """
@@ -24,6 +27,8 @@ from .capabilities import FAMILIES, PIPELINE_FAMILIES, Capabilities
 from .errors import SoraError
 
 RULES_FILE = "sora_model.json"
+UPSAMPLER_DIR = "latent_upsampler"      # an LTX-2 folder's two-stage latent upsampler
+UPSAMPLER_CLASS = "LTX2LatentUpsamplerModel"
 
 # Known models: what their makers recommend, keyed by the variant :func:`variant_of` recognises.
 KNOWN_MODELS: dict[str, dict] = {
@@ -143,6 +148,8 @@ def read_capabilities(model_dir: str | Path, index: dict) -> Capabilities | None
                      f"{'patch size' if spatial else 'spatial compression'})")
     if family.startswith("ltx2"):
         _ltx2_rules(values, read_json(model_dir / "transformer" / "config.json"), base)
+    if family == "ltx2":
+        values["upsampler"] = upsampler_scale(model_dir, notes)
     multiple = values.get("frame_multiple", base.frame_multiple)
     offset = values.get("frame_offset", base.frame_offset)
     values["min_frames"] = multiple + offset if multiple > 1 else base.min_frames
@@ -167,6 +174,25 @@ def _ltx2_rules(values: dict, transformer: dict, base: Capabilities) -> None:
     side = [transformer.get(k) for k in ("base_width", "base_height")]
     if all(isinstance(v, int) and v > 0 for v in side):
         values["max_size"] = max(side)
+
+
+def upsampler_scale(model_dir: Path, notes: list[str]) -> int:
+    """The spatial scale of the folder's ``latent_upsampler/`` (0: none, or one sora cannot use:
+    a temporal or a non-integer scale, with a note)."""
+    config = read_json(model_dir / UPSAMPLER_DIR / "config.json")
+    if not config:
+        return 0
+    where = f"{UPSAMPLER_DIR}/config.json"
+    if config.get("_class_name") != UPSAMPLER_CLASS:
+        notes.append(f"{where} names {config.get('_class_name')!r}, not {UPSAMPLER_CLASS}: one stage only")
+        return 0
+    scale = config.get("rational_spatial_scale", 2.0) if config.get("use_rational_resampler", True) else 2.0
+    if (not config.get("spatial_upsample", True) or config.get("temporal_upsample", False)
+            or not isinstance(scale, (int, float)) or scale < 2 or not float(scale).is_integer()):
+        notes.append(f"{where}: sora runs a spatial upsampler of a whole scale (2, 4), not this one: "
+                     "one stage only")
+        return 0
+    return int(scale)
 
 
 def _fit_down(value: int, multiple: int, offset: int) -> int:

@@ -70,6 +70,12 @@ def read_model_index(model_dir: str | Path) -> dict:
         raise SoraError("not_found", f"model folder not found: {model_dir}", field="model")
     index = model_dir / "model_index.json"
     if not index.is_file():
+        from .backends.loading import PICKLE_EXTS   # a plain tuple: no torch is imported
+
+        if any(p.suffix.lower() in PICKLE_EXTS for p in model_dir.rglob("*") if p.is_file()):
+            raise SoraError("invalid_input", f"{model_dir} holds pickle weights and no model_index.json; "
+                            "sora loads diffusers folders with safetensors weights only", field="model",
+                            hint="convert the model to a diffusers folder with safetensors weights")
         raise SoraError("not_found", f"{model_dir} is not a model folder (no model_index.json)",
                         field="model", hint="point at a diffusers pipeline folder saved with save_pretrained")
     try:
@@ -101,8 +107,9 @@ def inspect_model(path: str | Path, name: str | None = None, bundled: bool = Fal
     return info
 
 
-def list_models(extra_roots=()) -> list[ModelInfo]:
-    """The bundled models that are present, then every model folder under the roots."""
+def list_models(extra_roots=(), warnings: list[str] | None = None) -> list[ModelInfo]:
+    """The bundled models that are present, then every model folder under the roots; a folder
+    whose index is broken is left out, with one line saying why added to ``warnings``."""
     found = [inspect_model(p, n, bundled=True, strict=False) for n, p in BUNDLED.items()
              if (p / "model_index.json").is_file()]
     for root in model_roots(extra_roots):
@@ -111,8 +118,9 @@ def list_models(extra_roots=()) -> list[ModelInfo]:
             if (folder / "model_index.json").is_file():
                 try:
                     found.append(inspect_model(folder, strict=False))
-                except SoraError:
-                    continue
+                except SoraError as err:
+                    if warnings is not None:
+                        warnings.append(f"{folder}: skipped: {err.message}")
     return found
 
 

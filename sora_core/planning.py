@@ -14,9 +14,10 @@ made at all raises a :class:`SoraError` naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from .capabilities import CHAIN_MODES, SEQUENCE_MODES, Capabilities
+from .capabilities import CHAIN_MODES, SEQUENCE_MODES, TWO_STAGE_MODES, Capabilities
 from .errors import SoraError, invalid
 from .frames.sequence import select_range
 from .longshot import MAX_SHOT_SECONDS, Pass, largest_valid, plan_passes, positions, switch_frames
@@ -46,6 +47,7 @@ class Plan:
     guidance: float
     passes: tuple[Pass, ...]
     guidance_2: float | None = None     # the low-noise expert's (two-expert models only)
+    upsample: int = 1                   # 2: each pass made at half size, upsampled, refined (two stages)
     first_number: int                   # number of the earliest written frame
     backward: bool = False              # the chain grows towards the start (extend backward)
     first_known: dict[int, str] = field(default_factory=dict)  # pass 0: position -> given file
@@ -83,8 +85,15 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
                       f"control, not {kind}", hint="render another control pass or choose another model")
     notes: list[str] = list(caps.notes)     # how the model's rules were read
     fps = spec.fps or caps.default_fps
-    width = _fit_size(caps, "width", spec.width or caps.default_size[0], notes)
-    height = _fit_size(caps, "height", spec.height or caps.default_size[1], notes)
+    upsample = _upsample(spec, caps, notes)
+    sizes = caps if upsample == 1 else dataclasses.replace(
+        caps, size_multiple=caps.size_multiple * upsample,
+        min_size=max(caps.min_size, caps.size_multiple * upsample))
+    width = _fit_size(sizes, "width", spec.width or caps.default_size[0], notes)
+    height = _fit_size(sizes, "height", spec.height or caps.default_size[1], notes)
+    if upsample > 1:
+        notes.append(f"two stages: made at {width // upsample}x{height // upsample}, upsampled x{upsample} "
+                     f"by the latent upsampler and refined at {width}x{height}")
     wanted = spec.frames or (round(spec.duration * fps) if spec.duration else None)
     chains = mode in CHAIN_MODES and caps.chains
     if chains and wanted and wanted > MAX_SHOT_SECONDS * fps:
@@ -174,7 +183,7 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
         notes.append(f"guidance_2 is ignored: {caps.family} models have one expert")
     return Plan(spec=spec, family=caps.family, mode=mode, width=width, height=height, fps=fps,
                 steps=spec.steps or caps.default_steps, guidance=guidance, guidance_2=guidance_2,
-                passes=tuple(passes), first_number=first_number, backward=backward,
+                upsample=upsample, passes=tuple(passes), first_number=first_number, backward=backward,
                 first_known=first_known, video=video, notices=tuple(notes))
 
 
@@ -187,6 +196,21 @@ def _sequence(spec: ShotSpec, available: Available) -> tuple[tuple[int, str], ..
                         hint="render the sequence first, or give a pattern (name.####.exr), a folder "
                         "or a file")
     return tuple(select_range(list(available.sequence), str(ref), spec.inputs.frame_range))
+
+
+def _upsample(spec: ShotSpec, caps: Capabilities, notes: list[str]) -> int:
+    """The two-stage scale ``spec.upsample`` asks for on this model (1: one stage)."""
+    if spec.upsample == "off" or (spec.upsample == "auto" and not caps.upsampler):
+        return 1
+    if not caps.upsampler:
+        raise invalid("upsample", f"on needs a latent upsampler, and this {caps.family} model has none",
+                      hint="put the model's latent_upsampler/ folder beside its weights, or set "
+                           "upsample to auto or off")
+    if spec.mode not in TWO_STAGE_MODES:
+        if spec.upsample == "on":
+            notes.append(f"upsample on is ignored: {spec.mode} runs in one stage")
+        return 1
+    return caps.upsampler
 
 
 def _fit_size(caps: Capabilities, name: str, value: int, notes: list[str]) -> int:

@@ -72,13 +72,9 @@ class Folder:
         except OSError as exc:
             raise os_failure(exc, base) from None
         path = base
-        try:
-            for name in Path(below).parts:
-                path = path / name
-                fd = _step(fd, name, path, create)
-        except BaseException:
-            os.close(fd)
-            raise
+        for name in Path(below).parts:     # each step closes its parent, also when it fails
+            path = path / name
+            fd = _step(fd, name, path, create)
         return cls(fd, path)
 
     def close(self) -> None:
@@ -150,6 +146,11 @@ class Folder:
         """A file of this folder opened without following a link (the caller closes it)."""
         return os.open(name, flags | _NOFOLLOW | _CLOEXEC, mode, dir_fd=self.fd)
 
+    def read_path(self, name: str) -> str:
+        """A path that reads ``name`` inside the folder held open (Linux ``/proc/self/fd``),
+        whatever became of the folder's path; elsewhere the path itself."""
+        return _fd_path(self.fd, self.path) + "/" + name
+
     def names(self) -> list[str]:
         return os.listdir(self.fd)
 
@@ -197,12 +198,12 @@ def _step(parent: int, name: str, path: Path, create: bool) -> int:
             except FileExistsError:
                 pass
             return os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=parent)
-    except (NotADirectoryError, FileExistsError):
-        raise invalid("output.dir", f"{path} is a file, not a folder") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP or os.path.islink(path):
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
             raise invalid("output.dir", f"{path} is a link; shot folders are written without "
                           "following links", hint="give the real folder") from None
+        if isinstance(exc, (NotADirectoryError, FileExistsError)):
+            raise invalid("output.dir", f"{path} is a file, not a folder") from None
         raise os_failure(exc, path.parent) from None
     finally:
         os.close(parent)

@@ -19,7 +19,7 @@ import threading
 import time
 
 from .errors import SoraError
-from .safe_write import Folder
+from .safe_write import Folder, os_failure
 
 LOCK_NAME = ".sora.lock"
 _HELD: set[tuple[int, int]] = set()     # POSIX locks are per process: ours are kept here too
@@ -62,7 +62,10 @@ class ShotLock:
 
     def acquire(self) -> "ShotLock":
         for _ in range(20):         # the file was replaced between open and lock: open it again
-            fd = self.folder.open_file(LOCK_NAME, os.O_RDWR | os.O_CREAT)
+            try:
+                fd = self.folder.open_file(LOCK_NAME, os.O_RDWR | os.O_CREAT)
+            except OSError as exc:
+                raise os_failure(exc, self.folder.path) from None
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
             with _HELD_LOCK:

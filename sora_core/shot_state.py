@@ -106,7 +106,8 @@ class ShotState:
         software = {"generator": GENERATOR, "version": __version__, "python": platform.python_version()}
         resolved = plan.spec.to_dict()
         resolved.update(width=plan.width, height=plan.height, steps=plan.steps, guidance=plan.guidance,
-                        guidance_2=plan.guidance_2, fps=plan.fps)
+                        guidance_2=plan.guidance_2, fps=plan.fps,
+                        upsample="on" if plan.upsample > 1 else "off")
         manifest = build_manifest(resolved, dict(identity), self.records, timings, list(plan.notices),
                                   f"{plan.spec.output.name}.####.exr", software)
         manifest.update(status="complete" if complete else "partial", resume_key=self.key,

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS
+from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS, UPSAMPLE_CHOICES
 from .errors import SoraError, invalid
+from .model_files import Components, Lora, validate as validate_model_files
 
 SPEC_VERSION = 1
 DEFAULT_MODEL = "tinyworld"
@@ -56,6 +57,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ALL_MODES,
+    "upsample": UPSAMPLE_CHOICES,
     "inputs.direction": DIRECTIONS,
     "inputs.control_kind": CONTROL_KINDS,
     "passes.match": MATCH_MODES,
@@ -65,8 +67,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # What each spec hash leaves out (dotted paths): "content" names what is generated, wherever and
 # under whatever name it is written (node caches, the frame header); "files" names the same frames
 # in the same file names (resume and skip a finished shot in another folder).
-HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output",),
-                                               "files": ("output.dir", "output.overwrite")}
+HASH_EXCLUSIONS: dict[str, tuple[str, ...]] = {"content": ("output", "inputs.strict"),
+                                               "files": ("output.dir", "output.overwrite",
+                                                         "inputs.strict")}
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Inputs:
     control_kind: str = "layout"        # control: what it shows (depth, edges, pose, layout)
     control_strength: float = 1.0       # control: how strongly it is followed, where the model can
     reference: str | None = None        # control: an image for the look (where the model takes one)
+    strict: bool = False                # a sequence with gaps or mixed sizes is refused, not noted
 
 
 @dataclass
@@ -144,10 +148,13 @@ class ShotSpec:
     prompt: str = ""
     negative_prompt: str = ""
     model: str = DEFAULT_MODEL
+    components: Components = field(default_factory=Components)   # one-file overrides of the base
+    loras: list[Lora] = field(default_factory=list)
     seed: int = 0
     steps: int | None = None            # None: the model's default
     guidance: float | None = None
     guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
+    upsample: str = "auto"              # two stages with the folder's latent upsampler: auto, on, off
     width: int | None = None
     height: int | None = None
     frames: int | None = None
@@ -219,6 +226,7 @@ class ShotSpec:
         """Check values and the inputs each mode needs; raise naming field and allowed values."""
         _check_strings(self, "")
         _check("mode", self.mode)
+        _check("upsample", self.upsample)
         if not isinstance(self.model, str) or not self.model.strip():
             raise invalid("model", "must name a model folder or a path to one")
         for name in ("seed", "steps", "guidance", "guidance_2", "width", "height", "frames", "fps",
@@ -240,6 +248,7 @@ class ShotSpec:
         _check("passes.match", self.passes.match)
         if self.mode in ("generate", "restyle", "control") and not self.prompt.strip():
             raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
+        validate_model_files(self.components, self.loras)
         self._validate_inputs()
         self._validate_output()
         _check("runtime.dtype", self.runtime.dtype)
@@ -407,7 +416,7 @@ def json_schema() -> dict:
 def _schema_of(cls, prefix: str = "") -> dict:
     props = {}
     hints = typing.get_type_hints(cls)
-    defaults = asdict(cls()) if cls not in (Keyframe, PromptChange) else {}
+    defaults = asdict(cls()) if cls not in (Keyframe, PromptChange, Lora) else {}
     for f in fields(cls):
         path = prefix + f.name
         prop = _schema_type(hints[f.name], path + ".")
@@ -421,7 +430,7 @@ def _schema_of(cls, prefix: str = "") -> dict:
             prop["default"] = defaults[f.name]
         props[f.name] = prop
     schema = {"type": "object", "properties": props, "additionalProperties": False}
-    if cls in (Keyframe, PromptChange):
+    if cls in (Keyframe, PromptChange, Lora):
         schema["required"] = [f.name for f in fields(cls)]
     return schema
 

@@ -41,8 +41,12 @@ def classify(exc: BaseException) -> SoraError:
     """Turn any exception into a SoraError with a stable code; OOM is retryable with a hint."""
     from .backends.loading import is_oom
 
+    from .safe_write import DISK_FULL, NOT_ALLOWED, os_failure
+
     if isinstance(exc, SoraError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL + NOT_ALLOWED:
+        return os_failure(exc, exc.filename or "the output folder")
     if is_oom(exc):
         return SoraError("out_of_memory", f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                          hint=OOM_HINT)

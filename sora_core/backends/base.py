@@ -41,6 +41,7 @@ class Request:
     control_strength: float = 1.0       # control: how strongly it is followed
     reference: np.ndarray | None = None  # control: HxWx3 image for the look, if given
     guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
+    upsample: int = 1                   # 2: made at half size, latent-upsampled, refined (two stages)
 
 
 class Backend:

@@ -25,32 +25,37 @@ SAFE_EXT = ".safetensors"
 
 # -- the folder -------------------------------------------------------------------------------
 def check_safetensors_only(model_dir: Path) -> None:
-    """Refuse pickle weights: every folder holding weights must hold them as safetensors.
+    """Refuse pickle weights, per file: a pickle file passes only beside the safetensors file the
+    loader takes in its place (``diffusion_pytorch_model.bin`` and ``.safetensors``,
+    ``pytorch_model.bin`` and ``model.safetensors``, shard by shard).
 
-    Pickle files (``.bin .pt .pth .ckpt .pkl``) can run code when loaded, so a folder whose
-    weights exist only in that form is refused with the files named.
+    Pickle files (``.bin .pt .pth .ckpt .pkl``) can run code when loaded; a decoy safetensors
+    file of another name in the same folder does not make its pickle neighbour safe.
     """
     model_dir = Path(model_dir)
-    pickles, safe_dirs = [], set()
+    unsafe = []
     for root, dirs, files in os.walk(model_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
+        present = {name.lower() for name in files}
         for name in files:
-            low = name.lower()
-            if low.endswith(SAFE_EXT):
-                safe_dirs.add(Path(root))
-            elif low.endswith(PICKLE_EXTS):
-                pickles.append(Path(root) / name)
-    unsafe = [p for p in pickles if p.parent not in safe_dirs]
+            stem, ext = os.path.splitext(name.lower())
+            if ext in PICKLE_EXTS and not _safe_twin(stem) & present:
+                unsafe.append(Path(root) / name)
     if unsafe:
         names = ", ".join(str(p.relative_to(model_dir)) for p in sorted(unsafe)[:8])
         more = f" and {len(unsafe) - 8} more" if len(unsafe) > 8 else ""
         raise SoraError("invalid_input",
-                        f"{model_dir} holds pickle weights only ({names}{more}); sora loads "
-                        "safetensors only, since pickle files can run code when loaded",
-                        field="model",
+                        f"{model_dir} holds pickle weights with no safetensors file in their place "
+                        f"({names}{more}); sora loads safetensors only, since pickle files can run "
+                        "code when loaded", field="model",
                         hint="convert the weights to .safetensors (pipe.save_pretrained(..., "
-                             "safe_serialization=True) in a trusted environment) or get a "
-                             "safetensors release of the model")
+                             "safe_serialization=True) in a trusted environment), get a "
+                             "safetensors release of the model, or remove the pickle files")
+
+
+def _safe_twin(stem: str) -> set[str]:
+    """The safetensors names a loader reads instead of the pickle file ``stem`` (lower case)."""
+    return {stem + SAFE_EXT, stem.replace("pytorch_model", "model") + SAFE_EXT}
 
 
 TRUSTED_LIBRARIES = ("diffusers", "transformers")
@@ -173,10 +178,11 @@ def pipeline_class(name: str):
     return cls
 
 
-def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = ()):
+def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = (), overrides=None):
     """``cls.from_pretrained`` from a local folder: safetensors only, offline, no remote code.
 
-    ``keep_fp32`` names components loaded in float32 whatever ``dtype`` is (Wan's VAE).
+    ``keep_fp32`` names components loaded in float32 whatever ``dtype`` is (Wan's VAE);
+    ``overrides`` ({name: loaded module}) replace the folder's own, which are then not read.
     """
     import torch
 
@@ -188,7 +194,7 @@ def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = ()):
         try:
             if _is_diffusers_class(cls):
                 return cls.from_pretrained(str(model_dir), dtype=dtypes, use_safetensors=True,
-                                           local_files_only=True)
+                                           local_files_only=True, **(overrides or {}))
             return cls.from_pretrained(str(model_dir), torch_dtype=dtype)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise SoraError("invalid_input", f"cannot load the model in {model_dir}: "

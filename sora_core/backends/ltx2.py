@@ -9,6 +9,12 @@
 - ``ltx2-hdr`` (LTX2HDRPipeline, its IC-LoRA fused into the transformer): the display-referred
   input clip is the reference condition; the output is scene-linear HDR in [0, inf) (the
   pipeline decodes LogC3 itself), so it is written as it is, never through the inverse view.
+
+Two stages (``Request.upsample`` > 1, the folder has ``latent_upsampler/``): diffusers' own
+recipe. The mode's pipeline makes the pass at 1/scale of the size as latents (video and sound),
+``LTX2LatentUpsamplePipeline`` upsamples the video latents, and the same pipeline refines them at
+the full size: renoised to the first of ``STAGE_2_DISTILLED_SIGMA_VALUES``, three steps at those
+sigmas, guidance 1, then decoded.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+import dataclasses
+
 from . import loading
-from .base import OnStep, Request
+from .base import OnStep, Request, finish_frames
 from .diffusers_base import DiffusersBackend
 from .ltx import condition_items
 
@@ -32,17 +40,72 @@ def latent_index(frame: int, frames: int, temporal: int) -> int:
 
 
 class LTX2Backend(DiffusersBackend):
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
         from ..model_rules import family_of
         from ..models_index import read_model_index
 
         index = index if index is not None else read_model_index(model_dir)
         self.family = family_of(index) or ""
-        super().__init__(model_dir, runtime, index)
+        super().__init__(model_dir, runtime, index, **files)
+        self._upsample_pipe = None
+        if self.capabilities.upsampler:
+            from ..model_rules import UPSAMPLER_DIR
+            self.identity["upsampler"] = f"{UPSAMPLER_DIR} x{self.capabilities.upsampler}"
 
     def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
-        return super().call(pipe, req, on_step, linear=linear, num_frames=req.frames,
-                            frame_rate=float(req.fps), **kwargs)
+        kwargs.update(num_frames=req.frames, frame_rate=float(req.fps))
+        if req.upsample > 1:
+            return self._two_stages(pipe, req, on_step, linear, kwargs)
+        return super().call(pipe, req, on_step, linear=linear, **kwargs)
+
+    def _two_stages(self, pipe, req: Request, on_step: OnStep, linear: bool, kwargs: dict) -> np.ndarray:
+        """Stage one at 1/scale as latents, the latent upsampler, stage two refining at full size;
+        progress counts the steps of both stages."""
+        from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES as SIGMAS
+
+        scale, refine = req.upsample, len(SIGMAS)
+        small = dataclasses.replace(req, width=req.width // scale, height=req.height // scale)
+        first = self.arguments(small, lambda i, n: on_step(i, n + refine), output_type="latent", **kwargs)
+        latents = self.invoke(pipe, first)
+        video, audio = self._upsample(latents.frames), latents.audio
+        second = self.arguments(req, lambda i, n: on_step(req.steps + i, req.steps + n), **kwargs)
+        second.update(latents=video, audio_latents=audio, num_inference_steps=refine, sigmas=SIGMAS,
+                      noise_scale=SIGMAS[0], guidance_scale=1.0)
+        kept = pipe.scheduler
+        pipe.scheduler = type(kept).from_config(kept.config, use_dynamic_shifting=False, shift_terminal=None)
+        try:
+            out = self.invoke(pipe, second)
+        finally:
+            pipe.scheduler = kept
+        self._audio = getattr(out, "audio", None)
+        return finish_frames(out.frames, req, linear=linear)
+
+    def _upsample(self, latents):
+        """Video latents (unnormalised, as stage one returns them) upsampled by the folder's
+        latent upsampler; under an offload strategy it is on the device only while it runs."""
+        upsampler = self._upsampler()
+        model = upsampler.latent_upsampler
+        offload = self.memory_applied in ("model_cpu_offload", "group_offload")
+        model.to(latents.device)
+        try:
+            out = self.invoke(upsampler, dict(latents=latents, output_type="latent", return_dict=False))
+        finally:
+            if offload:
+                model.to("cpu")
+        return out[0]
+
+    def _upsampler(self):
+        if self._upsample_pipe is None:
+            from diffusers import LTX2LatentUpsamplePipeline
+            from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+            from ..model_rules import UPSAMPLER_DIR
+
+            model = loading.load_pipeline(LTX2LatentUpsamplerModel, self.model_dir / UPSAMPLER_DIR,
+                                          self.dtype)
+            self._upsample_pipe = LTX2LatentUpsamplePipeline(vae=self.pipe.vae, latent_upsampler=model)
+            self._upsample_pipe.set_progress_bar_config(disable=True)
+        return self._upsample_pipe
 
     def _generate(self, req: Request, on_step: OnStep) -> np.ndarray:
         return self.call(self.derived("LTX2Pipeline"), req, on_step)

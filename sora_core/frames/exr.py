@@ -18,6 +18,14 @@ from ..safe_write import DISK_FULL, Folder, os_failure, probe_errno
 
 COMPRESSIONS = ("zip", "piz")
 STORED_TYPES = {"uint8": "UINT8", "uint16": "UINT16"}    # integer files read as stored
+MAX_INPUT_PX = 8192         # a side; SORA_MAX_INPUT_PX changes it
+
+
+def max_input_px() -> int:
+    try:
+        return max(1, int(os.environ.get("SORA_MAX_INPUT_PX", MAX_INPUT_PX)))
+    except ValueError:
+        return MAX_INPUT_PX
 
 
 def _oiio():
@@ -102,6 +110,26 @@ def _open(path: str | os.PathLike):
     return inp
 
 
+def _check_size(path: Path, spec) -> None:
+    """Refuse an image larger than the input limit from its header, before any pixel is read."""
+    limit = max_input_px()
+    if spec.width > limit or spec.height > limit:
+        raise SoraError("invalid_input", f"{path} is {spec.width}x{spec.height}, larger than the input "
+                        f"limit of {limit} px a side", hint="scale the input down, or raise the limit "
+                        "with the SORA_MAX_INPUT_PX environment variable")
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` from the header alone; an image over the input limit is refused."""
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+    finally:
+        inp.close()
+    _check_size(Path(path), spec)
+    return spec.width, spec.height
+
+
 def read_attrs(path: str | os.PathLike) -> dict[str, str]:
     """Every header attribute of an image as strings (the ``sora:*`` keys hold the provenance)."""
     inp = _open(path)
@@ -147,6 +175,7 @@ def read_image(path: str | os.PathLike, as_stored: bool = False) -> np.ndarray:
     inp = _open(path)
     try:
         spec = inp.spec()
+        _check_size(path, spec)
         names = list(spec.channelnames) or [f"c{i}" for i in range(spec.nchannels)]
         chans = _rgb_channels(names)
         first = chans[0]

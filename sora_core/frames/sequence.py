@@ -91,6 +91,15 @@ def select_range(frames: list[tuple[int, Path]], ref: str,
     return [(n, have[n]) for n in range(first, last + 1)]
 
 
+def gaps(numbers) -> list[int]:
+    """Frame numbers missing between the first and the last of ``numbers``."""
+    have = sorted(set(numbers))
+    if not have:
+        return []
+    present = set(have)
+    return [n for n in range(have[0], have[-1] + 1) if n not in present]
+
+
 def find_sequence(ref: str | os.PathLike, frame_range: list[int] | tuple[int, int] | None = None,
                   field: str = "inputs.frames") -> list[tuple[int, Path]]:
     """The frames a reference names, as ``(number, path)`` sorted by number.

@@ -11,7 +11,7 @@ import os
 
 from ..errors import EXIT_OK, SoraError
 
-COMMANDS = ("keys", "verify")
+COMMANDS = ("keys", "verify", "export")
 
 
 def add_sign_flags(p: argparse.ArgumentParser) -> None:
@@ -44,13 +44,49 @@ def add_commands(sub) -> None:
     p.add_argument("--allow-unsigned", action="store_true",
                    help="exit 0 for an unsigned shot whose frames match its manifest")
     p.add_argument("--require-trusted", action="store_true", help="exit 65 unless the signer is trusted")
+    p.add_argument("--shot", metavar="SHOT_DIR", help="for a deliverable: also check that its parent "
+                   "ingredient is this shot's manifest")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="a verified shot as a signed deliverable (C2PA embedded): "
+                       "H.264 MP4, ProRes 422 MOV, or 8-bit PNG/JPEG stills")
+    p.add_argument("shot", metavar="SHOT_DIR")
+    p.add_argument("--format", required=True, choices=("mp4", "mov", "png", "jpeg"))
+    p.add_argument("--out", required=True, metavar="PATH", help="the file (mp4, mov, --frame N) or a new "
+                   "folder for a PNG/JPEG sequence")
+    p.add_argument("--frame", type=int, metavar="N", help="one still: the frame numbered N")
+    p.add_argument("--crf", type=int, metavar="N", help="H.264 quality, 0-51 (default 18)")
+    p.add_argument("--watermark", action="store_true", help="add an invisible watermark carrying the "
+                   "shot's manifest id (8-bit deliverables)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="export an unsigned shot whose frames match its manifest")
+    p.add_argument("--trust", metavar="ANCHORS.pem", help="trust anchors (as for sora verify)")
+    p.add_argument("--json", action="store_true")
+    add_sign_flags(p)
 
 
 def main(args) -> int:
     if args.command == "keys":
         return keys_new(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_verify(args)
+
+
+def cmd_export(args) -> int:
+    from .export import export_shot
+    from .identity import trust_anchors
+
+    result = export_shot(args.shot, args.format, args.out, frame=args.frame, crf=args.crf,
+                         watermark=args.watermark, sign_cert=args.sign_cert, sign_key=args.sign_key,
+                         anchors_pem=trust_anchors(args.trust), allow_unsigned=args.allow_unsigned)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    files = result["files"]
+    where = files[0] if len(files) == 1 else f"{len(files)} files in {os.path.dirname(files[0])}"
+    print(f"exported {result['frames']} frame(s) of {result['shot']} as {where}, "
+          f"signed by {result['signer']['common_name']}")
+    return EXIT_OK
 
 
 def keys_new(args) -> int:
@@ -69,7 +105,7 @@ def cmd_verify(args) -> int:
     from .identity import trust_anchors
     from .verify import verify
 
-    report = verify(args.path, trust_anchors(args.trust))
+    report = verify(args.path, trust_anchors(args.trust), shot=args.shot)
     code = report.exit_code(args.allow_unsigned, args.require_trusted)
     if args.json:
         print(json.dumps({**report.to_dict(), "exit_code": code}, indent=2))

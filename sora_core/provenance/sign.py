@@ -85,11 +85,15 @@ def sign_shot(folder: str | Path, signer) -> dict | None:
     ingredients = input_ingredients(manifest)
     parent = None
     source = manifest.get("source")
-    if source and manifest.get("spec", {}).get("mode") == "ingest":
-        path = Path(source.get("path", ""))
+    if source and manifest.get("spec", {}).get("mode") == "ingest":     # footage: opened, not generated
+        path, parent = Path(source.get("path", "")), "source"
         if path.is_file():
-            ingredients.add_file(path, "parentOf", "source", source.get("sha256", ""))
-            parent = "source"
+            ingredients.add_file(path, "parentOf", parent, source.get("sha256", ""))
+        else:           # a sequence: one ingredient with its sequence hash (name + sha256 of each file)
+            ingredients.items.append(({"title": path.name, "format": "image/x-sequence", "relationship":
+                                       "parentOf", "label": parent, "instance_id": parent,
+                                       "metadata": {"sora:sha256": source.get("sha256", "")}},
+                                      "application/octet-stream", None, {}))
     sidecar = sign_sidecar(shot_definition(manifest, canonical_sha256(manifest), parent), ingredients,
                            payload, signer)
     _write_atomic(folder / C2PA_NAME, sidecar)

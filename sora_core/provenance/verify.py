@@ -4,7 +4,7 @@ A shot: every frame against the manifest's sha256 (changed, deleted or added fra
 the first frame's header provenance against the manifest, the detached JWS over the manifest's
 canonical form, and the C2PA sidecar (its signature, its binding to the same bytes, its trust).
 When the manifest no longer matches what was signed, the sidecar's signed summary names the
-fields and frame hashes that changed. A deliverable: its embedded C2PA manifest. Nothing is
+fields and frame hashes that changed. A deliverable: see ``deliverable``. Nothing is
 fetched over the network (no OCSP, no remote manifests).
 """
 
@@ -32,8 +32,8 @@ class Report:
     trusted: bool = False
     signed: bool = False
 
-    def check(self, name: str, ok: bool | None, detail: str) -> None:
-        self.checks.append({"check": name, "ok": ok, "detail": detail})
+    def check(self, name: str, ok: bool | None, detail: str, **data) -> None:
+        self.checks.append({"check": name, "ok": ok, "detail": detail, **data})
         if ok is False:
             self.problems.append(detail)
 
@@ -65,15 +65,17 @@ class Report:
         return out
 
 
-def verify(path: str | Path, anchors_pem: str | None = None) -> Report:
-    """Verify ``path`` (shot folder, ``manifest.json``, a frame or a deliverable)."""
+def verify(path: str | Path, anchors_pem: str | None = None, shot: str | Path | None = None) -> Report:
+    """Verify ``path`` (shot folder, ``manifest.json``, a frame or a deliverable; for a
+    deliverable, ``shot`` is the shot folder its parent ingredient must be)."""
     path = Path(path)
     if not path.exists():
         raise SoraError("not_found", f"{path}: not found")
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
             return verify_shot(path, anchors_pem)
-        return verify_folder(path, anchors_pem)
+        from .deliverable import verify_folder
+        return verify_folder(path, anchors_pem, shot)
     if path.name == MANIFEST_NAME:
         return verify_shot(path.parent, anchors_pem)
     suffix = path.suffix.lower()
@@ -81,51 +83,10 @@ def verify(path: str | Path, anchors_pem: str | None = None) -> Report:
         return verify_frame(path, anchors_pem)
     from .credentials import EMBEDDABLE
     if suffix in EMBEDDABLE:
-        return verify_file(path, anchors_pem)
+        from .deliverable import verify_file
+        return verify_file(path, anchors_pem, shot)
     raise SoraError("invalid_input", f"{path}: not a kind of file sora verify understands",
                     hint="give a shot folder, an EXR frame, or an exported MP4/MOV/PNG/JPEG")
-
-
-def verify_folder(folder: Path, anchors_pem: str | None) -> Report:
-    """A folder of deliverables (an exported PNG/JPEG sequence): each file's C2PA."""
-    from .credentials import EMBEDDABLE
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EMBEDDABLE and not p.name.startswith("."))
-    if not files:
-        raise SoraError("invalid_input", f"{folder}: holds no {MANIFEST_NAME} and no deliverables",
-                        hint="give a shot folder, an EXR frame, or an exported MP4/MOV/PNG/JPEG")
-    report = Report(str(folder), f"folder of {len(files)} files", signed=True, trusted=True)
-    for file in files:
-        one = verify_file(file, anchors_pem)
-        report.checks += one.checks
-        report.problems += one.problems
-        report.signed &= one.signed
-        report.trusted &= one.trusted
-        report.signer = report.signer or one.signer
-    return report
-
-
-def verify_file(path: Path, anchors_pem: str | None) -> Report:
-    from .credentials import TRAINED, read
-
-    report = Report(str(path), "file")
-    store = read(path=path, anchors_pem=anchors_pem)
-    if store is None:
-        report.check("C2PA", False, f"{path.name}: carries no C2PA manifest")
-        return report
-    report.signed = True
-    report.signer = {"common_name": store["signer"].get("common_name"), "issuer": store["signer"].get("issuer")}
-    report.trusted = store["trusted"]
-    if store["failures"]:
-        for f in store["failures"]:
-            report.check("C2PA", False, f"{path.name}: {_explain(f)}")
-        return report
-    active = store["active"]
-    kinds = {a.get("digitalSourceType") for m in [active, *store["manifests"]] for a in _actions(m)}
-    made = "AI-generated (trainedAlgorithmicMedia)" if TRAINED in kinds else "no digitalSourceType"
-    report.check("C2PA", True, f"{path.name}: {store['state'].lower()}, {made}, "
-                 f"{len(store['manifests'])} manifest(s) in its chain")
-    return report
 
 
 def verify_frame(path: Path, anchors_pem: str | None) -> Report:
@@ -303,12 +264,3 @@ def _describe_header(attrs: dict) -> str:
 
 def _explain(failure: dict) -> str:
     return f"{failure.get('explanation') or failure.get('code')} [{failure.get('code')}]"
-
-
-def _actions(manifest: dict) -> list[dict]:
-    from .credentials import assertion
-    for label in ("c2pa.actions.v2", "c2pa.actions"):
-        data = assertion(manifest, label)
-        if data:
-            return data.get("actions") or []
-    return []

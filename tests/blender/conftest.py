@@ -95,3 +95,9 @@ def tick_until(sora_addon):
             time.sleep(0.02)
     return run
 
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx2_hdr_path(tmp_path_factory):
+    """Tiny LTX-2 HDR: mode hdr only (a display-referred clip in, linear HDR out)."""
+    return _tiny_model(tmp_path_factory, "ltx2-hdr")

@@ -1,0 +1,133 @@
+"""ShotPanel with real widgets and a real worker: plan preview, generate, cancel, errors."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sora_core import planning
+from sora_core.frames.color import ViewTransform
+from sora_core.frames.exr import read_image
+from sora_core.models_index import resolve_model
+from sora_core.qt import Flipbook, ShotPanel, ShotQueue
+from sora_core.qt.compat import QtCore
+from sora_core.spec import ShotSpec
+
+from .conftest import FAST
+
+
+def make_panel(qtbot, root, client=None):
+    queue = ShotQueue(client) if client else None
+    panel = ShotPanel(client=None, queue=queue, output_root=str(root))
+    qtbot.addWidget(panel)
+    panel.resize(460, 700)
+    panel.show()
+    return panel
+
+
+def test_panel_shows_the_planners_plan_and_keeps_what_it_has_no_widget_for(qtbot, tmp_path):
+    panel = make_panel(qtbot, tmp_path)
+    caps = resolve_model("tinyworld").capabilities
+    assert [panel.mode.itemText(i) for i in range(panel.mode.count())] == list(caps.modes)
+    assert "generate needs a prompt" in panel.plan_label.text()
+    assert not panel.status.generate_button.isEnabled()
+
+    qtbot.keyClicks(panel.prompt, "a red ball moving right")
+    panel.frames.setValue(40)
+    qtbot.waitUntil(lambda: "3 passes" in panel.plan_label.text(), timeout=3000)
+    expected = planning.plan(panel.spec(), caps)
+    assert panel.plan_label.text().startswith(expected.summary())
+    assert panel.notices.text().splitlines() == list(expected.notices)
+    assert panel.status.generate_button.isEnabled()
+
+    spec = ShotSpec.from_dict({"mode": "extend", "prompt": "p", "inputs": {"frames": "/x/a.####.exr",
+                               "context": 3, "direction": "backward", "frame_range": [1, 4]},
+                               "color": {"view": "Standard"}, "runtime": {"device": "cpu"},
+                               "output": {"dir": "shots/e", "name": "e", "first_frame": 100}})
+    panel.set_spec(spec)
+    assert panel.spec().to_dict() == spec.to_dict()
+    assert panel.sequence.isVisible() and not panel.image.isVisible()
+    assert "no frames found" in panel.plan_label.text() or "not found" in panel.plan_label.text()
+
+
+def test_generate_through_a_real_worker_then_the_flipbook_scrubs_to_frame_8(qtbot, tmp_path, client):
+    panel = make_panel(qtbot, tmp_path, client)
+    qtbot.keyClicks(panel.prompt, "a red ball moving right")
+    panel.steps.setValue(FAST["steps"])
+    panel.frames.setValue(FAST["frames"])
+    qtbot.waitUntil(panel.status.generate_button.isEnabled, timeout=3000)
+    ticks = []
+    beat = QtCore.QTimer(interval=50)
+    beat.timeout.connect(lambda: ticks.append(time.monotonic()))
+    beat.start()
+    progress = []
+    panel.progress.connect(progress.append)
+    with qtbot.waitSignal(panel.finished, timeout=180_000) as done:
+        qtbot.mouseClick(panel.status.generate_button, QtCore.Qt.LeftButton)
+    beat.stop()
+    event = done.args[0]
+    assert event["frames"] == 9 and Path(event["dir"]) == tmp_path / "shots" / "shot"
+    assert [e for e in progress if e.get("phase") == "denoise"]
+    assert panel.status.bar.value() == 1000 and "done" in panel.status.bar.format()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 10 and gaps.max() < 1.0      # the event loop kept running throughout
+
+    book = Flipbook()
+    qtbot.addWidget(book)
+    book.resize(900, 500)
+    book.show()
+    book.load(event["dir"])
+    book.slider.setValue(7)                        # scrub to the 8th frame
+    assert book.number == 8 and "frame 8" in book.frame_label.text()
+    shown = book.image
+    pixels = np.frombuffer(shown.constBits(), np.uint8).reshape(shown.height(), shown.bytesPerLine())
+    pixels = pixels[:, :shown.width() * 3].reshape(shown.height(), shown.width(), 3)
+    expected = ViewTransform().to_display(read_image(Path(event["dir"]) / "shot.0008.exr"))
+    assert np.abs(pixels / 255.0 - expected).max() <= 1 / 255 + 1e-6
+    qtbot.keyClick(book, QtCore.Qt.Key_Right)
+    assert book.number == 9
+    qtbot.keyClick(book, QtCore.Qt.Key_Left)
+    qtbot.keyClick(book, QtCore.Qt.Key_Left)
+    assert book.number == 7
+
+
+def test_cancel_mid_job_leaves_no_partial_frame(qtbot, tmp_path, client):
+    panel = make_panel(qtbot, tmp_path, client)
+    panel.prompt.setPlainText("a slow shot")
+    panel.steps.setValue(400)
+    panel.replan()
+    entry = panel.generate()
+    qtbot.waitUntil(lambda: (entry.progress or {}).get("step", 0) >= 1, timeout=120_000)
+    assert panel.status.cancel_button.isEnabled()
+    with qtbot.waitSignal(panel.failed, timeout=60_000) as failed:
+        qtbot.mouseClick(panel.status.cancel_button, QtCore.Qt.LeftButton)
+    assert failed.args[0]["code"] == "cancelled" and entry.state == "cancelled"
+    assert panel.status.bar.format() == "cancelled"
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "manifest.json"]
+    assert left == []
+    assert panel.status.generate_button.isEnabled()
+
+
+def test_a_bad_input_shows_the_error_and_its_fix(qtbot, tmp_path, client):
+    panel = make_panel(qtbot, tmp_path, client)
+    panel.mode.setCurrentText("animate")
+    panel.image.setText(str(tmp_path / "missing.png"))
+    panel.replan()
+    assert "file not found" in panel.plan_label.text()
+    failed = []
+    panel.failed.connect(failed.append)
+    assert panel.generate() is None and failed[0]["code"] == "not_found"
+
+    broken = tmp_path / "still.png"            # exists, so only the worker finds it unreadable
+    broken.write_bytes(b"not an image at all")
+    panel.image.setText(str(broken))
+    panel.steps.setValue(FAST["steps"])
+    panel.replan()
+    with qtbot.waitSignal(panel.failed, timeout=120_000) as got:
+        panel.generate()
+    event = got.args[0]
+    assert event["code"] == "invalid_input" and "still.png" in event["message"]
+    text = panel.status.message.text()
+    assert event["message"] in text and f"Fix: {event['hint']}" in text
+    assert panel.status.message.property("kind") == "error"
+    assert not list((tmp_path / "shots").rglob("*.exr")) if (tmp_path / "shots").exists() else True
