@@ -102,6 +102,10 @@ def draw_sora(layout, context) -> None:
     row = layout.row(align=True)
     row.prop(props, "steps")
     row.prop(props, "guidance")
+    if caps is not None and caps.experts >= 2:
+        layout.prop(props, "guidance_2")
+    if caps is not None and caps.upsampler:
+        layout.row().prop(props, "upsample", expand=True)
     row = layout.row(align=True)
     row.prop(props, "link_composite", toggle=True)
     row.prop(props, "add_strip", toggle=True)

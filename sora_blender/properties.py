@@ -18,6 +18,13 @@ MODE_ITEMS = [
     ("restyle", "Restyle", "Re-generate a rendered sequence with the prompt", "BRUSH_DATA", 4),
     ("control", "Follow Control", "Follow a control pass rendered from the scene (depth, edges, layout "
      "or pose): the layout, camera path and timing of a blocked-out shot", "OUTLINER_OB_CAMERA", 5),
+    ("hdr", "HDR", "Turn a display-referred clip (a render or a generated shot) into scene-linear HDR "
+     "(an LTX-2 HDR model): values above 1.0 in the compositor", "LIGHT_SUN", 6),
+]
+UPSAMPLE_ITEMS = [
+    ("auto", "Auto", "Two stages where the model folder has a latent upsampler (LTX-2)"),
+    ("on", "On", "Two stages: made at half size, upsampled and refined (needs latent_upsampler/)"),
+    ("off", "Off", "One stage at the full size"),
 ]
 CONTROL_KIND_ITEMS = [
     ("depth", "Depth", "Camera depth over the shot: near white, far black (camera motion)"),
@@ -69,6 +76,11 @@ class SoraSceneProps(PropertyGroup):
                        description="Denoising steps; 0 uses the model's default")
     guidance: FloatProperty(name="Guidance", default=-1.0, min=-1.0, max=50.0,
                             description="Classifier-free guidance; -1 uses the model's default")
+    guidance_2: FloatProperty(name="Guidance 2", default=-1.0, min=-1.0, max=50.0,
+                              description="Guidance of the low-noise expert (two-expert models: Wan 2.2 "
+                                          "A14B); -1 uses the model's default")
+    upsample: EnumProperty(name="Two Stages", items=UPSAMPLE_ITEMS, default="auto",
+                           description="LTX-2 with a latent upsampler: half size, upsampled x2, refined")
 
     use_scene_frames: BoolProperty(name="Scene Range", default=False,
                                    description="Make the scene's whole frame range: a long shot of "

@@ -140,11 +140,12 @@ class Fit:
 
 
 CHAIN_MODES = core_caps.CHAIN_MODES
+SOURCE_MODES = ("restyle", "hdr")      # one frame made per frame of the rendered sequence
 
 
 def fit_values(caps, mode: str, frames: int, width: int, height: int, context: int = 0,
                available: int | None = None, fps: float | None = None, changes=(),
-               control_kind: str = "layout") -> planning.Plan:
+               control_kind: str = "layout", upsample: str = "auto") -> planning.Plan:
     """The core planner's Plan of a request on ``caps`` (frames, size, passes, notices).
 
     For extend, ``frames`` counts new frames and ``available`` is how many rendered frames there
@@ -162,7 +163,7 @@ def fit_values(caps, mode: str, frames: int, width: int, height: int, context: i
     if mode == "interpolate":
         inputs["keyframes"] = [{"path": "a.exr", "index": 0}, {"path": "b.exr", "index": max(frames - 1, 1)}]
     spec = ShotSpec.from_dict({"mode": mode, "prompt": "preview", "frames": frames, "width": width,
-                               "height": height, "fps": fps, "inputs": inputs,
+                               "height": height, "fps": fps, "inputs": inputs, "upsample": upsample,
                                "prompt_schedule": [{"start": c.start, "prompt": c.prompt} for c in changes]
                                if mode in CHAIN_MODES else []})
     sequence = tuple((n, f"preview.{n:04d}.exr") for n in range(1, count + 1))
@@ -190,8 +191,8 @@ def fit(scene, props) -> Fit:
         frames = props.extend_frames
     elif mode == "interpolate":
         frames = abs(props.key_b - props.key_a) + 1
-    elif props.use_scene_frames or mode in ("restyle", "control"):
-        if mode == "restyle" and not props.use_scene_range:
+    elif props.use_scene_frames or mode in (*SOURCE_MODES, "control"):
+        if mode in SOURCE_MODES and not props.use_scene_range:
             frames = abs(props.seq_end - props.seq_start) + 1
         else:
             frames = scene.frame_end - scene.frame_start + 1
@@ -208,7 +209,7 @@ def fit(scene, props) -> Fit:
     if not caps.supports(mode):
         result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
         return result
-    if mode == "restyle" and props.use_scene_range:
+    if mode in SOURCE_MODES and props.use_scene_range:
         frames = scene.frame_end - scene.frame_start + 1
     available = None
     if mode == "extend":
@@ -219,7 +220,7 @@ def fit(scene, props) -> Fit:
             pass
     try:
         p = fit_values(caps, mode, frames, width, height, props.context_frames, available, fps,
-                       schedule.to_spec(props), props.control_kind)     # prompt switches start passes too
+                       schedule.to_spec(props), props.control_kind, props.upsample)     # prompt switches start passes too
     except SoraError as exc:
         result.problem = exc.message
         return result
@@ -316,7 +317,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
         inputs.control, inputs.frame_range = pattern, frame_range
         inputs.control_kind, inputs.control_strength = props.control_kind, props.control_strength
         out.first_frame = frame_range[0]
-    elif mode in ("extend", "restyle", "interpolate"):
+    elif mode in ("extend", "interpolate", *SOURCE_MODES):
         pattern, frame_range = sequence_source(scene, props)
         if mode == "interpolate":
             a, b = sorted((props.key_a, props.key_b))
@@ -349,11 +350,13 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                                   hint=f"render from frame {frames} or later (Output Properties > Frame "
                                        f"Range), or ask for at most {first} new frames")
             else:
-                inputs.strength = props.strength
+                if mode == "restyle":
+                    inputs.strength = props.strength
                 out.first_frame = frame_range[0] if frame_range else 1
     spec = ShotSpec(mode=mode, prompt=props.prompt, negative_prompt=props.negative_prompt,
                     model=model_ref_for_spec(props.model), seed=props.seed,
                     steps=props.steps or None, guidance=None if props.guidance < 0 else props.guidance,
+                    guidance_2=None if props.guidance_2 < 0 else props.guidance_2, upsample=props.upsample,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
                     prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
                     inputs=inputs, output=out, color=scene_color(scene), runtime=spec_runtime(prefs))

@@ -18,6 +18,7 @@ import time
 from . import __version__, protocol
 from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
+from . import model_files_cli
 from .provenance import cli as provenance_cli
 from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mode, help="a display-referred clip -> scene-linear HDR (LTX-2 HDR)"
                            if mode == "hdr" else f"{mode} a shot")
         _add_shot_flags(p, mode)
+        model_files_cli.add_flags(p)
         _add_run_flags(p)
     p = sub.add_parser("run", help="make the shot a spec file describes")
     p.add_argument("spec")
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list local models and what they can do")
     p.add_argument("--models-dir", action="append", default=[])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--files", action="store_true", help="with --json: the weights files of ComfyUI "
+                   "models trees (transformers, VAEs, LoRAs) instead of the model folders")
     p = sub.add_parser("info", help="a frame's provenance, or a shot folder's status and timings")
     p.add_argument("frame", metavar="FRAME|SHOT_DIR")
     p.add_argument("--json", action="store_true")
@@ -139,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=8)
     sub.add_parser("spec-schema", help="print the ShotSpec JSON Schema")
     provenance_cli.add_commands(sub)
+    from .qt import app as studio_app      # light: Qt is imported only when the studio opens
+    studio_app.add_arguments(sub.add_parser("studio", help="the Qt studio: shot panel, queue, "
+                                            "flipbook and history (needs the qt extra)"))
     from .farm import cli as farm_cli     # light: Ray is imported only when a batch runs
     farm_cli.add_arguments(sub.add_parser("farm", help="run a batch of shots on a Ray cluster"))
     return parser
@@ -157,6 +164,7 @@ def spec_from_args(args) -> ShotSpec:
             "runtime": {"device": args.device, "dtype": args.dtype, "memory": args.memory}}
     if args.model:
         data["model"] = args.model
+    data.update(model_files_cli.spec_part(args))
     inputs: dict = {}
     if args.command == "animate":
         inputs["image"] = args.image
@@ -321,6 +329,9 @@ def cmd_models(args) -> int:
     models = list_models(args.models_dir, warnings)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
+    if args.json and args.files:
+        model_files_cli.print_files(args.models_dir, models, as_json=True)
+        return EXIT_OK
     if args.json:
         print(json.dumps([m.to_dict() for m in models], indent=2))
         return EXIT_OK
@@ -336,6 +347,7 @@ def cmd_models(args) -> int:
         print(f"{m.name:20} {caps.family:10} {caps.describe()}  {where}")
         for note in caps.notes:
             print(f"{'':20} note: {note}")
+    model_files_cli.print_files(args.models_dir, models, as_json=False)
     return EXIT_OK
 
 
@@ -440,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.shot, args.output or os.path.join(args.shot, "contact_sheet.png"),
                                 args.columns))
             return EXIT_OK
+        if args.command == "studio":
+            from .qt import app as studio_app
+            return studio_app.main(args)
         if args.command == "farm":
             from .farm import cli as farm_cli
             return farm_cli.main(args)

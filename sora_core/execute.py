@@ -115,7 +115,7 @@ def _make_shot(spec, plan, model, state, signer, cache, emit, job_id, is_cancell
     first_known = dict(zip(plan.first_known, read_frames(load, plan.first_known.values())))
     t_inputs = time.perf_counter() - t_inputs
     t_model = time.perf_counter()
-    backend = cache.get(model, spec.runtime, emit, job_id)
+    backend = cache.get(model, spec.runtime, emit, job_id, spec.components, spec.loras)
     clock.model_load_s = time.perf_counter() - t_model
     for prompt in dict.fromkeys(p.prompt for p in plan.passes):
         unknown = backend.unknown_words(prompt)

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from . import planning
+from . import model_files, planning
 from .capabilities import SEQUENCE_MODES
 from .errors import SoraError, invalid
 from .frames.sequence import find_sequence, frame_path, gaps
@@ -36,6 +36,10 @@ def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
     if model.capabilities is None:
         raise invalid("model", f"{model.path} holds a {model.pipeline_class or 'unknown'} pipeline, "
                       "which no backend serves", hint="use a Wan, LTX-Video or the bundled model")
+    model_files.check_present(spec.components, spec.loras)
+    if (spec.components.given() or spec.loras) and model.family == "tinyworld":
+        raise invalid("components", "the bundled model takes no component files or LoRAs",
+                      hint="name a Wan or LTX-Video base folder with --model")
     available = available_inputs(spec)
     plan = planning.plan(spec, model.capabilities, available)
     given = {"animate": ("inputs.image", plan.first_known.values()),

@@ -19,6 +19,7 @@ from typing import Any
 
 from .capabilities import ALL_MODES, CHAIN_MODES, CONTROL_KINDS, UPSAMPLE_CHOICES
 from .errors import SoraError, invalid
+from .model_files import Components, Lora, validate as validate_model_files
 
 SPEC_VERSION = 1
 DEFAULT_MODEL = "tinyworld"
@@ -147,6 +148,8 @@ class ShotSpec:
     prompt: str = ""
     negative_prompt: str = ""
     model: str = DEFAULT_MODEL
+    components: Components = field(default_factory=Components)   # one-file overrides of the base
+    loras: list[Lora] = field(default_factory=list)
     seed: int = 0
     steps: int | None = None            # None: the model's default
     guidance: float | None = None
@@ -245,6 +248,7 @@ class ShotSpec:
         _check("passes.match", self.passes.match)
         if self.mode in ("generate", "restyle", "control") and not self.prompt.strip():
             raise invalid("prompt", f"{self.mode} needs a prompt describing the shot")
+        validate_model_files(self.components, self.loras)
         self._validate_inputs()
         self._validate_output()
         _check("runtime.dtype", self.runtime.dtype)
@@ -412,7 +416,7 @@ def json_schema() -> dict:
 def _schema_of(cls, prefix: str = "") -> dict:
     props = {}
     hints = typing.get_type_hints(cls)
-    defaults = asdict(cls()) if cls not in (Keyframe, PromptChange) else {}
+    defaults = asdict(cls()) if cls not in (Keyframe, PromptChange, Lora) else {}
     for f in fields(cls):
         path = prefix + f.name
         prop = _schema_type(hints[f.name], path + ".")
@@ -426,7 +430,7 @@ def _schema_of(cls, prefix: str = "") -> dict:
             prop["default"] = defaults[f.name]
         props[f.name] = prop
     schema = {"type": "object", "properties": props, "additionalProperties": False}
-    if cls in (Keyframe, PromptChange):
+    if cls in (Keyframe, PromptChange, Lora):
         schema["required"] = [f.name for f in fields(cls)]
     return schema
 

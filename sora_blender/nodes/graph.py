@@ -66,7 +66,7 @@ def request(mode: str, caps, frames: int, scene_first: int, context: int = 0,
     if mode == "extend":
         return Request(frames or max(1, caps.max_frames - (context or caps.default_context)), None,
                        context, shot["last"] - shot["first"] + 1)
-    if mode in ("restyle", "control"):         # one frame per input frame, numbered alike
+    if mode in ("restyle", "control", "hdr"):  # one frame per input frame, numbered alike
         return Request(frames or (shot["last"] - shot["first"] + 1), shot["first"])
     if mode == "interpolate" and "pattern" in a and "pattern" in b and b["first"] > a["last"]:
         return Request(frames or (b["first"] - a["last"] + 1), a["last"])

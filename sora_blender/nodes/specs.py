@@ -93,14 +93,14 @@ def node_spec(node, scene) -> ShotSpec:
     if mode == "animate":
         up = upstream(node, "Image", scene)
         inputs.image = up.get("image") or fill_pattern(up["pattern"], up["first"])
-    elif mode in ("extend", "restyle"):
+    elif mode in ("extend", "restyle", "hdr"):
         shot = upstream(node, "Shot", scene)
         if "pattern" not in shot:
             raise invalid(f"{node.name}.Shot", f"{mode} needs a frame sequence, not one image")
         inputs.frames, inputs.frame_range = shot["pattern"], [shot["first"], shot["last"]]
         if mode == "extend":
             inputs.direction, inputs.context = node.direction, node.context_frames or None
-        else:
+        elif mode == "restyle":
             inputs.strength = node.strength
     elif mode == "control":
         shot = upstream(node, "Control", scene)
@@ -119,11 +119,12 @@ def node_spec(node, scene) -> ShotSpec:
     width, height = shots.scene_size(scene)
     fps = scene.render.fps / scene.render.fps_base
     fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps, changes,
-                              inputs.control_kind)
+                              inputs.control_kind, node.upsample)
     if mode == "interpolate":
         inputs.keyframes[1].index = fitted.total - 1
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,
                     model=model_ref_for_spec(ref), seed=node.seed, steps=node.steps or None,
+                    guidance_2=None if node.guidance_2 < 0 else node.guidance_2, upsample=node.upsample,
                     width=fitted.width, height=fitted.height, frames=fitted.total, fps=fps,
                     prompt_schedule=changes if mode in shots.CHAIN_MODES else [], inputs=inputs,
                     output=Output(dir=f"{shot_name(node)}/v000", name=shot_name(node), first_frame=ask.first_frame),

@@ -1,5 +1,6 @@
 """The node types of the "Sora Shots" editor: Prompt, Generate, Animate, Extend, Interpolate,
-Restyle, Render Input and Compositor Output, the tree and its sockets.
+Restyle, Follow Control, HDR, Render Input, Render Control and Compositor Output, the tree and
+its sockets.
 
 Shot sockets carry a frame sequence (folder, ``name.####.exr``, first and last number). A node
 keeps its last result (folder, frames, spec hash) in the .blend; its live status (queued,
@@ -14,12 +15,12 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .. import live, schedule
-from ..properties import CONTROL_KIND_ITEMS, LAYOUT_STYLE_ITEMS
+from ..properties import CONTROL_KIND_ITEMS, LAYOUT_STYLE_ITEMS, UPSAMPLE_ITEMS
 from .graph import status_icon
 
 TREE_ID = "SoraShotTree"
 JOB_NODES = ("SoraGenerateNode", "SoraAnimateNode", "SoraExtendNode", "SoraInterpolateNode",
-             "SoraRestyleNode", "SoraControlNode")
+             "SoraRestyleNode", "SoraControlNode", "SoraHDRNode")
 CONTROL_NODE = "SoraRenderControlNode"
 
 
@@ -95,6 +96,10 @@ class JobNode(SoraNode):
     seed: IntProperty(name="Seed", default=0, min=0)
     steps: IntProperty(name="Steps", default=0, min=0, description="0: the model's default")
     frames: IntProperty(name="Frames", default=0, min=0, description="0: the model's default")
+    guidance_2: FloatProperty(name="Guidance 2", default=-1.0, min=-1.0, max=50.0,
+                              description="The low-noise expert's guidance (Wan 2.2 A14B); -1: the model's")
+    upsample: EnumProperty(name="Two Stages", items=UPSAMPLE_ITEMS, default="auto",
+                           description="LTX-2 with a latent upsampler: half size, upsampled x2, refined")
     shot_name: StringProperty(name="Shot", default="", description="Folder and frame name; empty: tree_node")
     spec_hash: StringProperty(name="Spec Hash", default="")
     result_dir: StringProperty(name="Result", default="", subtype="DIR_PATH")
@@ -123,6 +128,8 @@ class JobNode(SoraNode):
         layout.prop(self, "model")
         layout.prop(self, "shot_name")
         layout.prop(self, "frames")
+        layout.prop(self, "guidance_2")
+        layout.prop(self, "upsample")
         self.draw_buttons(context, layout)
         if self.spec_hash:
             layout.label(text=f"spec {self.spec_hash}")
@@ -290,6 +297,20 @@ class SoraControlNode(JobNode, bpy.types.Node):
         layout.prop(self, "control_strength", slider=True)
 
 
+class SoraHDRNode(JobNode, bpy.types.Node):
+    """Turn the linked shot (display-referred: a render or a generated shot) into scene-linear
+    HDR with an LTX-2 HDR model; its frames keep values above 1.0"""
+
+    bl_idname = "SoraHDRNode"
+    bl_label = "HDR"
+    bl_icon = "LIGHT_SUN"
+    mode = "hdr"
+
+    def init(self, context):
+        self.inputs.new("SoraShotSocket", "Shot")
+        JobNode.init(self, context)
+
+
 class SoraRenderControlNode(SoraNode, bpy.types.Node):
     """Render a control pass of the scene (depth, edges, layout, pose) over its frame range"""
 
@@ -337,4 +358,5 @@ class SoraCompositorOutputNode(SoraNode, bpy.types.Node):
 
 
 NODE_CLASSES = (SoraPromptNode, SoraRenderInputNode, SoraRenderControlNode, SoraGenerateNode, SoraAnimateNode,
-                SoraExtendNode, SoraInterpolateNode, SoraRestyleNode, SoraControlNode, SoraCompositorOutputNode)
+                SoraExtendNode, SoraInterpolateNode, SoraRestyleNode, SoraControlNode, SoraHDRNode,
+                SoraCompositorOutputNode)

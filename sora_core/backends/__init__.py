@@ -36,8 +36,9 @@ def backend_class(family: str):
     return None
 
 
-def load_backend(model_dir: str | Path, runtime=None) -> Backend:
-    """Load the model in ``model_dir`` with ``runtime`` (device, dtype, memory strategy)."""
+def load_backend(model_dir: str | Path, runtime=None, components: dict[str, str] | None = None) -> Backend:
+    """Load the model in ``model_dir`` with ``runtime`` (device, dtype, memory strategy) and
+    ``components`` ({name: file}) replacing the folder's own."""
     from . import loading
     from ..spec import Runtime
 
@@ -53,4 +54,4 @@ def load_backend(model_dir: str | Path, runtime=None) -> Backend:
                         f"backend serves; served: {known}", field="model")
     loading.check_components(index, model_dir)
     loading.check_safetensors_only(model_dir)
-    return cls(model_dir, runtime, index)
+    return cls(model_dir, runtime, index, **({"components": components} if components else {}))

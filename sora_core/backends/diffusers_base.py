@@ -11,6 +11,7 @@ from ..model_rules import read_capabilities
 from ..models_index import read_model_index
 from ..errors import SoraError
 from . import loading
+from .components import identity as components_identity, load_overrides
 from .base import Backend, OnStep, Request, finish_frames
 
 log = logging.getLogger("sora.backends")
@@ -22,7 +23,9 @@ class DiffusersBackend(Backend):
     family = ""
     keep_fp32: tuple[str, ...] = ()     # components kept in float32 under a half dtype
 
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None,
+                 components: dict[str, str] | None = None):
+        """``components``: {name: file} one-file overrides of the folder's own (components.py)."""
         model_dir = Path(model_dir)
         index = index if index is not None else read_model_index(model_dir)
         self.model_dir = model_dir
@@ -31,14 +34,34 @@ class DiffusersBackend(Backend):
         self.device = loading.pick_device(getattr(runtime, "device", "auto"))
         self.dtype = loading.pick_dtype(getattr(runtime, "dtype", "auto"), self.device)
         self.memory = getattr(runtime, "memory", "none")
+        overrides = load_overrides(index, model_dir, components or {}, self.dtype, self.keep_fp32)
         self.pipe = loading.load_pipeline(loading.pipeline_class(self.class_name), model_dir, self.dtype,
-                                          self.keep_fp32)
+                                          self.keep_fp32, overrides)
         self.memory_applied = loading.place(self.pipe, self.device, self.memory)
         self.identity = loading.identity(model_dir, self.family, self.class_name)
         self.identity.update(device=self.device, dtype=str(self.dtype).replace("torch.", ""),
                              memory=self.memory_applied)
+        if components:
+            self.identity["components"] = components_identity(components)
         self._derived: dict[str, object] = {}
         self._audio = None
+
+    def set_loras(self, loras) -> None:
+        """Swap the LoRAs in place when they changed (the model stays loaded)."""
+        from .loras import apply_loras, lora_key
+
+        key = lora_key(loras)
+        if key != getattr(self, "_lora_key", ()):
+            self._lora_key = ()
+            records = apply_loras(self.pipe, loras)
+            self._lora_key = key
+            self.identity.pop("loras", None)
+            if records:
+                self.identity["loras"] = records
+
+    @property
+    def loras(self) -> tuple:
+        return getattr(self, "_lora_key", ())
 
     def derived(self, cls_name: str):
         """Another pipeline class over the same loaded components (``from_pipe``), cached."""

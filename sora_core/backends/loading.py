@@ -178,10 +178,11 @@ def pipeline_class(name: str):
     return cls
 
 
-def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = ()):
+def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = (), overrides=None):
     """``cls.from_pretrained`` from a local folder: safetensors only, offline, no remote code.
 
-    ``keep_fp32`` names components loaded in float32 whatever ``dtype`` is (Wan's VAE).
+    ``keep_fp32`` names components loaded in float32 whatever ``dtype`` is (Wan's VAE);
+    ``overrides`` ({name: loaded module}) replace the folder's own, which are then not read.
     """
     import torch
 
@@ -193,7 +194,7 @@ def load_pipeline(cls, model_dir: Path, dtype, keep_fp32: tuple[str, ...] = ()):
         try:
             if _is_diffusers_class(cls):
                 return cls.from_pretrained(str(model_dir), dtype=dtypes, use_safetensors=True,
-                                           local_files_only=True)
+                                           local_files_only=True, **(overrides or {}))
             return cls.from_pretrained(str(model_dir), torch_dtype=dtype)
         except (OSError, ValueError, EnvironmentError) as exc:
             raise SoraError("invalid_input", f"cannot load the model in {model_dir}: "

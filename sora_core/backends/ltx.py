@@ -41,8 +41,8 @@ def condition_items(req: Request, temporal: int) -> list[tuple[object, int]]:
 class LTXBackend(DiffusersBackend):
     family = "ltx"
 
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
-        super().__init__(model_dir, runtime, index)
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
+        super().__init__(model_dir, runtime, index, **files)
         self.pipe = self.derived("LTXConditionPipeline")   # LTXPipeline folders hold the same parts
 
     def _generate(self, req: Request, on_step: OnStep) -> np.ndarray:

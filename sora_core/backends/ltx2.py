@@ -40,13 +40,13 @@ def latent_index(frame: int, frames: int, temporal: int) -> int:
 
 
 class LTX2Backend(DiffusersBackend):
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
         from ..model_rules import family_of
         from ..models_index import read_model_index
 
         index = index if index is not None else read_model_index(model_dir)
         self.family = family_of(index) or ""
-        super().__init__(model_dir, runtime, index)
+        super().__init__(model_dir, runtime, index, **files)
         self._upsample_pipe = None
         if self.capabilities.upsampler:
             from ..model_rules import UPSAMPLER_DIR

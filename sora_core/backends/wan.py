@@ -35,13 +35,13 @@ GREY = 0.5  # VACE's neutral value for frames to generate
 class WanBackend(DiffusersBackend):
     keep_fp32 = ("vae",)    # Wan's VAE is meant to run in float32 (as in diffusers' examples)
 
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
         index = index if index is not None else read_model_index(model_dir)
         self.family = family_of(index) or ""
         if not self.family.startswith("wan"):
             raise SoraError("invalid_input", f"{model_dir} holds a {index.get('_class_name')} "
                             "pipeline, not a Wan one", field="model")
-        super().__init__(model_dir, runtime, index)
+        super().__init__(model_dir, runtime, index, **files)
         if self.capabilities.experts >= 2:      # the manifest names both experts
             self.identity["experts"] = {
                 "boundary_ratio": index.get("boundary_ratio"),

@@ -21,6 +21,7 @@ from .provenance_view import ProvenancePanel
 from .viewer import COMPARE_MODES, ImageView, to_qimage
 
 PREFETCH = 12            # frames decoded ahead of the playhead
+NO_LOOK = "(no look)"
 
 
 def timecode(index: int, fps: float) -> str:
@@ -190,29 +191,30 @@ class Flipbook(QtWidgets.QWidget):
         b_button.clicked.connect(self._choose_b)
         self.provenance = ProvenancePanel()
 
-        transport = QtWidgets.QHBoxLayout()
+        scrub, transport, colour = QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout()
+        scrub.addWidget(self.slider, 1)
+        scrub.addWidget(self.frame_label)
         for w in (back, self.play_button, fwd, self.loop, self.fps):
             transport.addWidget(w)
-        transport.addWidget(self.slider, 1)
-        transport.addWidget(self.frame_label)
-        colour, ab = QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout()
-        for row, pairs in ((colour, (("display", self.display), ("view", self.view_box), ("look", self.look),
-                                     ("exposure", self.exposure))),
-                           (ab, (("compare", self.compare),))):
+        transport.addStretch(1)
+        for row, pairs in ((transport, (("compare", self.compare),)),
+                           (colour, (("display", self.display), ("view", self.view_box), ("look", self.look),
+                                     ("exposure", self.exposure)))):
             for label, w in pairs:
                 row.addWidget(QtWidgets.QLabel(label))
                 if isinstance(w, QtWidgets.QComboBox):
-                    w.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToContents)
+                    w.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+                    w.setMinimumContentsLength(9 if w is self.compare else 13)
                 row.addWidget(w)
-            row.addStretch(1)
-        ab.insertWidget(2, b_button)
-        ab.insertWidget(3, self.b_label)
+        transport.addWidget(b_button)
+        transport.addWidget(self.b_label)
+        colour.addStretch(1)
         left = QtWidgets.QVBoxLayout()
         left.addWidget(self.title)
         left.addWidget(self.view, 1)
+        left.addLayout(scrub)
         left.addLayout(transport)
         left.addLayout(colour)
-        left.addLayout(ab)
         holder = QtWidgets.QWidget()
         holder.setLayout(left)
         split = QtWidgets.QSplitter(Qt.Horizontal)
@@ -240,8 +242,8 @@ class Flipbook(QtWidgets.QWidget):
         self.display.setCurrentText(self.transform.display)
         self._fill_views()
         self.look.clear()
-        self.look.addItems(["", *cfg.getLookNames()])
-        self.look.setCurrentText(self.transform.look)
+        self.look.addItems([NO_LOOK, *cfg.getLookNames()])
+        self.look.setCurrentText(self.transform.look or NO_LOOK)
         for box in (self.display, self.view_box, self.look):
             box.blockSignals(False)
 
@@ -264,7 +266,8 @@ class Flipbook(QtWidgets.QWidget):
         from ..frames.color import ViewTransform
 
         self.transform = ViewTransform(self.transform.config or None, self.display.currentText(),
-                                       self.view_box.currentText(), self.look.currentText() or None)
+                                       self.view_box.currentText(),
+                                       None if self.look.currentText() == NO_LOOK else self.look.currentText())
         self._reset_cache()
         self.show_index(self.index, wait=True)
 

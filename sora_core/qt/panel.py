@@ -35,8 +35,9 @@ class ShotPanel(QtWidgets.QWidget):
     planned = Signal(object)        # the Plan of the current settings, or None when it fails
 
     def __init__(self, parent=None, client=None, queue: ShotQueue | None = None,
-                 output_root: str | None = None, models_dirs=()):
+                 output_root: str | None = None, models_dirs=(), queueing: bool = False):
         super().__init__(parent)
+        self.queueing = queueing    # Generate stays enabled while a shot runs (the studio's queue)
         self.queue = queue or ShotQueue(client, self)
         self._own_queue = queue is None
         self.models_dirs = tuple(models_dirs)
@@ -116,6 +117,15 @@ class ShotPanel(QtWidgets.QWidget):
         self._mode_changed()
         self.replan()
 
+    def use_sequence(self, path: str, frame_range: tuple[int, int] | None = None,
+                     mode: str = "extend") -> None:
+        """Take a host's sequence (a Nuke Read node, a Houdini ROP's output) as the input of
+        ``mode`` (extend or restyle), optionally only frames ``first..last``."""
+        self._base.inputs.frame_range = list(frame_range) if frame_range else None
+        self.mode.setCurrentText(mode)
+        self.sequence.setText(path)
+        self.replan()
+
     @property
     def output_root(self) -> str:
         return self.root.text() or os.getcwd()
@@ -140,6 +150,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.status.started()
         if self._entry.state == "queued":
             self.status.bar.setFormat(f"queued ({sum(e.state == 'queued' for e in self.queue.entries)} waiting)")
+        self._sync_buttons()
         return self._entry
 
     def cancel(self) -> None:
@@ -243,6 +254,8 @@ class ShotPanel(QtWidgets.QWidget):
         self.notices.setWordWrap(True)
         self.notices.setStyleSheet("color: #c69026")
         self.status = JobStatus()
+        if self.queueing:
+            self.status.generate_button.setText("Add to queue")
         self.status.generate_button.clicked.connect(self.generate)
         self.status.cancel_button.clicked.connect(self.cancel)
         layout = QtWidgets.QVBoxLayout(self)
@@ -332,14 +345,19 @@ class ShotPanel(QtWidgets.QWidget):
                                 f"{plan.steps} steps · guidance {plan.guidance:g} · frames "
                                 f"{plan.numbers.start}–{plan.numbers.stop - 1}")
         self.notices.setText("\n".join(plan.notices))
-        running = self._entry is not None and self._entry.state in ("queued", "running")
-        self.status.generate_button.setEnabled(not running)
+        self._sync_buttons()
         self.planned.emit(plan)
+
+    def _sync_buttons(self) -> None:
+        running = self._entry is not None and self._entry.state in ("queued", "running")
+        self.status.generate_button.setEnabled(self.plan_error is None and (self.queueing or not running))
+        self.status.cancel_button.setEnabled(running)
 
     def _on_queue_event(self, entry: QueueEntry, event: dict) -> None:
         if entry is not self._entry:
             return
         self.status.update_event(event)
+        self._sync_buttons()
         kind = event.get("event")
         if kind in ("progress", "loading"):
             self.progress.emit(event)

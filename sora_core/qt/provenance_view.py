@@ -16,7 +16,8 @@ def manifest_rows(manifest: dict) -> list[tuple[str, str]]:
     spec = manifest.get("spec") or {}
     model = manifest.get("model") or {}
     timings = manifest.get("timings") or {}
-    rows = [("model", f"{model.get('name', spec.get('model', '?'))} ({model.get('family', '?')})"),
+    name, family = model.get("name", spec.get("model", "?")), model.get("family")
+    rows = [("model", name + (f" ({family})" if family and family != name else "")),
             ("model hash", str(model.get("hash", ""))[:16]),
             ("mode", str(spec.get("mode", ""))),
             ("prompt", str(spec.get("prompt", ""))),

@@ -34,7 +34,8 @@ class QueueEntry:
         self.cancel_requested = False
 
     def label(self) -> str:
-        return f"#{self.id} {self.spec.mode}: {self.spec.prompt[:40] or self.spec.output.dir}"
+        prompt = self.spec.prompt if len(self.spec.prompt) <= 48 else self.spec.prompt[:47] + "…"
+        return f"#{self.id} {self.spec.mode}: {prompt or self.spec.output.dir}"
 
 
 class ShotQueue(QtCore.QObject):

@@ -31,10 +31,11 @@ def fast_spec(out: str, prompt: str = "a red ball moving right", **kw) -> ShotSp
 
 @pytest.fixture(scope="session")
 def shot_pair(client, tmp_path_factory):
-    """Two versions of one shot (seeds 1 and 2) made by the real worker: (root, dir_a, dir_b)."""
+    """Two versions of one shot made by the real worker: (root, dir_a, dir_b); the second on a
+    gray background, so the two differ across the frame."""
     root = tmp_path_factory.mktemp("shots")
     dirs = []
-    for seed, out in ((1, "shots/v1"), (2, "shots/v2")):
-        done = client.run(fast_spec(out, seed=seed), str(root))
+    for seed, out, where in ((1, "shots/v1", ""), (2, "shots/v2", " on a gray background")):
+        done = client.run(fast_spec(out, "a red ball moving right" + where, seed=seed), str(root))
         dirs.append(done["dir"])
     return root, dirs[0], dirs[1]

@@ -111,8 +111,9 @@ class TinyWorldPipeline(DiffusionPipeline):
         return pipe
 
     def unknown_words(self, prompt: str) -> list[str]:
-        """Words of the prompt the model does not know; they are ignored when generating."""
-        return unknown_words(prompt or "")
+        """Words of the prompt the model does not know (its own tokenizer's, so older weights name
+        the words added to the world since); they are ignored when generating."""
+        return unknown_words(prompt or "", self.tokenizer.get_vocab())
 
     @torch.no_grad()
     def __call__(self, prompt: str = "", negative_prompt: str = "", num_frames: int = MAX_FRAMES,
