@@ -99,4 +99,5 @@ def test_models_lists_a_comfy_tree_with_what_each_file_is(tiny_wan_t2v, comfy_ro
     assert files["old.ckpt"]["problem"].startswith("refused")
     assert files["wan_vae.safetensors"]["role"] == "vae"
     text = sora("models", *roots, cwd=tmp_path).stdout
-    assert "wan_tiny_bf16.safetensors: Wan T2V" in text and f"fits: {Path(tiny_wan_t2v).name}" in text
+    line = next(x for x in text.splitlines() if "wan_tiny_bf16.safetensors: Wan T2V" in x)
+    assert Path(tiny_wan_t2v).name in line.partition("fits: ")[2].split(", ")   # other bases may fit too
