@@ -51,8 +51,10 @@ def scene(sora_addon, tmp_path):
                  "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength", "still_source",
-                 "still_path", "key_a", "key_b", "guidance_2", "upsample"):
+                 "still_path", "key_a", "key_b", "guidance_2", "upsample", "transformer_file",
+                 "transformer_2_file", "vae_file"):
         props.property_unset(name)
+    props.loras.clear()
     if sc.node_tree is not None:
         for node in list(sc.node_tree.nodes):
             if node.bl_idname == "CompositorNodeImage":
