@@ -5,7 +5,8 @@ Builds two random Wan transformers in code, a tiny one (the tests' size) and a m
 Q4_0 files (the ``gguf`` package, original Wan keys), then loads each file over a base folder
 (configs only) in a fresh process, the way a shot does (``components.load_component``, compute
 dtype float16). Each process reports its load time, its peak resident memory added by the load,
-and the bytes the loaded weights hold. Prints the figures and each ratio against the fp16 file
+(sampled every 2 ms: ``ru_maxrss`` would carry the parent's over the fork) and the bytes the
+loaded weights hold. Prints the figures and each ratio against the fp16 file
 measured in the same run.
 
     python bench/model_files.py [--repeats 2] [--keep DIR]
@@ -16,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -80,11 +81,21 @@ def measure(base: str, path: str) -> dict:
     from diffusers import GGUFQuantizationConfig, WanTransformer3DModel  # noqa: F401
     from diffusers.loaders import single_file_model  # noqa: F401
     from diffusers.models import model_loading_utils  # noqa: F401
-    before = rss_mb()
+    before = peak = rss_mb()
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_mb())
+            time.sleep(0.002)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     t0 = time.perf_counter()
     model = load_component(index, Path(base), "transformer", path, torch.float16)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    done.set()
+    sampler.join()
     held = sum(p.data.numel() * p.data.element_size() for p in model.parameters())
     return {"load_s": seconds, "peak_added_mb": peak - before, "weights_mb": held / 2**20}
 
