@@ -1,6 +1,10 @@
 """Flipbook on sequences written here (no worker): playback, loop, exposure, view, PNG, the
 frame budget; drag and drop onto the panel; ``sora studio`` opening and closing."""
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,20 +111,19 @@ def test_dropping_a_file_on_an_input_fills_it(qtbot, tmp_path):
     assert panel.keyframes.rows() == [(0, str(still))]
 
 
-def test_sora_studio_opens_a_shot_and_exits_when_closed(qtbot, shot_pair):
-    from sora_core import cli
-
+def test_sora_studio_opens_a_shot_and_closes_cleanly_on_sigint(shot_pair):
     root, a, _ = shot_pair
-    seen = {}
-
-    def close_studio():
-        window = next(w for w in QtWidgets.QApplication.topLevelWidgets()
-                      if w.windowTitle() == "Sora Studio" and w.isVisible())
-        seen["history"] = window.history.list.count()
-        seen["open"] = window.flipbook.seq.folder if window.flipbook.seq else None
-        window.close()
-        QtWidgets.QApplication.instance().quit()
-
-    QtCore.QTimer.singleShot(1500, close_studio)
-    assert cli.main(["studio", "--output-root", str(root), "--open", a]) == 0
-    assert seen == {"history": 2, "open": Path(a)}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-m", "sora_core.cli", "studio", "--output-root", str(root),
+                             "--open", a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert first.strip() == f"sora studio: {root} (2 shots)"
+    assert second.strip() == f"showing {a}"
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
