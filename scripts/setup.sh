@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtual environment in .venv.
 #   scripts/setup.sh            worker extras (enough to generate shots)
-#   scripts/setup.sh test       worker + test extras (bpy, pytest, PySide6)
+#   scripts/setup.sh test       worker + test extras (bpy, pytest, PySide6, the watermark)
 # Re-installs only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="worker"
-[ "${1:-}" = "test" ] && extras="worker,test,qt"
+[ "${1:-}" = "test" ] && extras="worker,test,qt,watermark"
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating .venv with $($python --version)"

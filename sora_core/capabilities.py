@@ -119,7 +119,7 @@ FAMILIES: dict[str, Capabilities] = {
     "wan-ti2v": _wan("wan-ti2v", ("generate", "animate", "restyle")),
     # VACE follows any control video (depth, pose, edges, flat layouts) with an all-generate mask
     "wan-vace": _wan("wan-vace", ("generate", "animate", "extend", "interpolate", "control"), CONTROL_KINDS),
-    "ltx": _ltx("ltx", ALL_MODES[:-1]),
+    "ltx": _ltx("ltx", ("generate", "animate", "extend", "interpolate", "restyle")),   # no control kinds
     # LTX-2: video with its sound track; animate, extend and keyframes through LTX2ConditionPipeline
     "ltx2": _ltx("ltx2", ("generate", "animate", "extend", "interpolate"), max_frames=481,
                  default_steps=30, default_guidance=3.0, default_size=(768, 512), max_size=2048,

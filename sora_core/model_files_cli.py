@@ -52,8 +52,9 @@ def spec_part(args) -> dict:
 def print_files(roots, models, as_json: bool) -> None:
     """The weights files of the ComfyUI trees among ``roots``, with the bases each fits."""
     from .model_scan import scan_files
+    from .models_index import model_roots
 
-    files = scan_files(roots, models)
+    files = scan_files(model_roots(roots), models)
     if as_json:
         print(json.dumps([f.to_dict() for f in files], indent=2))
         return

@@ -20,8 +20,8 @@ PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.")
 # ComfyUI's models/ folders and what sora reads from each
 COMFY_FOLDERS = {"diffusion_models": "transformer", "unet": "transformer", "vae": "vae",
                  "loras": "lora", "text_encoders": "text_encoder"}
-LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".alpha", ".diff", ".diff_b",
-              "lora_unet_")
+LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", "lora_unet_")
+LORA_ENDS = (".alpha", ".diff", ".diff_b")
 _BLOCK = re.compile(r"(?:^|\.)(blocks|transformer_blocks)\.(\d+)\.")
 
 
@@ -85,10 +85,13 @@ def describe_lora(shapes: dict[str, tuple[int, ...]]) -> dict:
 
 
 def dtype_label(dtypes: dict[str, int]) -> str:
-    """The dtype most tensors have, in the words artists use (fp8, bf16, Q8_0 ...)."""
+    """The file's storage in the words artists use (Q8_0, fp8, bf16 ...): the most common dtype of
+    its most compressed kind, since norms and biases stay in float32 in quantized files."""
     if not dtypes:
         return "?"
-    main = max(dtypes, key=dtypes.get)
+    rank = lambda d: 0 if d in ("F32", "F64") else 1 if d in ("F16", "BF16") else 2 if d.startswith("F8") else 3  # noqa: E731
+    top = max(rank(d) for d in dtypes)
+    main = max((d for d in dtypes if rank(d) == top), key=dtypes.get)
     return {"F8_E4M3": "fp8", "F8_E5M2": "fp8 e5m2", "BF16": "bf16", "F16": "fp16",
             "F32": "fp32"}.get(main, main)
 
@@ -139,7 +142,8 @@ def inspect_file(path: Path, role: str, bases=()) -> FileInfo:
     except SoraError as err:
         return FileInfo(path, role, "unreadable", problem=err.message)
     shapes = header.shapes()
-    if role == "lora" or any(m in k for k in list(shapes)[:20] for m in LORA_MARKS):
+    if role == "lora" or any(m in k for k in list(shapes)[:20] for m in LORA_MARKS) \
+            or any(k.endswith(LORA_ENDS) for k in list(shapes)[:20]):
         return FileInfo(path, "lora", describe_lora(shapes)["label"])
     info = FileInfo(path, role, f"{describe_shapes(shapes)}, {dtype_label(header.dtypes())}")
     if role == "transformer":

@@ -7,7 +7,6 @@ removes the old signatures, so a folder never shows a signature of another manif
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import SoraError
@@ -31,12 +30,8 @@ def clear_signatures(folder: str | Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from ..safe_write import write_file_atomic     # random exclusive temporary, no link followed
+    write_file_atomic(path, data)
 
 
 def input_ingredients(manifest: dict):

@@ -50,7 +50,8 @@ def scene(sora_addon, tmp_path):
     for name in ("mode", "prompt", "model", "seed", "steps", "guidance", "shot_name", "frames",
                  "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
-                 "context_frames", "link_composite", "add_strip", "strength"):
+                 "context_frames", "link_composite", "add_strip", "strength", "still_source",
+                 "still_path", "key_a", "key_b", "guidance_2", "upsample"):
         props.property_unset(name)
     if sc.node_tree is not None:
         for node in list(sc.node_tree.nodes):

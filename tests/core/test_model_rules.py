@@ -24,8 +24,8 @@ RULES = {
                       "modes: generate; frames 4k+1 up to 81 a pass; size multiple of 16"),
     "tiny_wan_a14b_i2v": ("wan-i2v", "wan2.2-a14b", 16.0,
                           "modes: animate, interpolate; frames 4k+1 up to 81 a pass; size multiple of 16"),
-    "tiny_ltx": ("ltx", "ltx-video", 24.0, "modes: generate, animate, extend, interpolate, restyle, "
-                 "control; frames 8k+1 up to 257 a pass; size multiple of 32"),
+    "tiny_ltx": ("ltx", "ltx-video", 24.0, "modes: generate, animate, extend, interpolate, restyle; "
+                 "frames 8k+1 up to 257 a pass; size multiple of 32"),
     "tiny_ltx2": ("ltx2", "ltx-2", 24.0,
                   "modes: generate, animate, extend, interpolate; frames 8k+1 up to 481 a pass; "
                   "size multiple of 32"),

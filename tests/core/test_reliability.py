@@ -202,3 +202,63 @@ def test_an_output_root_that_is_a_file_exits_2_before_any_work(tiny_ltx, tmp_pat
                "--output-root", tmp_path / "root", "--json", cwd=tmp_path)
     assert out.returncode == 2 and "is a file, not a folder" in out.stderr, out.stderr
     assert out.stdout == "" and time.monotonic() - t0 < 30     # no worker was started
+
+
+# -- model folders and inputs -----------------------------------------------------------------
+def test_safetensors_only_is_enforced_per_file(tmp_path):
+    from sora_core.backends.loading import check_safetensors_only
+    from sora_core.errors import SoraError
+
+    comp = tmp_path / "m" / "transformer"
+    comp.mkdir(parents=True)
+    (comp / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
+    (comp / "decoy.safetensors").write_bytes(b"x")          # does not cover the .bin
+    with pytest.raises(SoraError) as err:
+        check_safetensors_only(tmp_path / "m")
+    assert err.value.exit_code == 2 and "transformer/diffusion_pytorch_model.bin" in err.value.message
+    (comp / "diffusion_pytorch_model.safetensors").write_bytes(b"x")   # the file the loader reads
+    text = tmp_path / "m" / "text_encoder"
+    text.mkdir()
+    (text / "pytorch_model.bin").write_bytes(b"pickle")
+    (text / "model.safetensors").write_bytes(b"x")
+    check_safetensors_only(tmp_path / "m")
+
+
+def test_bad_model_folders_exit_2_and_models_lists_the_good_ones_with_a_warning(tiny_ltx, tmp_path):
+    pickles = tmp_path / "pickles"
+    pickles.mkdir()
+    (pickles / "model.ckpt").write_bytes(b"pickle")
+    out = sora("generate", "--prompt", "x", "--model", pickles, cwd=tmp_path)
+    assert out.returncode == 2 and "pickle weights and no model_index.json" in out.stderr
+    root = tmp_path / "models"
+    (root / "listy").mkdir(parents=True)
+    (root / "listy" / "model_index.json").write_text(json.dumps({"_class_name": ["WanPipeline"]}))
+    (root / "good").symlink_to(tiny_ltx)
+    out = sora("models", "--models-dir", root, cwd=tmp_path)
+    assert out.returncode == 0 and "good" in out.stdout and "listy" not in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "listy" in warnings[0] and "_class_name" in warnings[0]
+
+
+def test_a_sequence_with_gaps_is_noted_and_strict_refuses_it(tiny_tinyworld, tmp_path):
+    pattern = write_sequence(tmp_path / "in", "r", [1, 2, 4, 5, 6, 7, 8, 9])
+    args = ["restyle", "--prompt", "a blue ball", "--model", tiny_tinyworld, "--input", pattern,
+            "--out", "s", "--dry-run"]
+    out = sora(*args, cwd=tmp_path)
+    assert out.returncode == 0 and "gaps (missing 3)" in out.stdout, out.stderr
+    out = sora(*args, "--strict", cwd=tmp_path)
+    assert out.returncode == 2 and "gaps (missing 3)" in out.stderr
+
+
+def test_an_input_over_the_size_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    import numpy as np
+    from sora_core.errors import SoraError
+    from sora_core.frames.exr import read_image, write_exr
+
+    path = write_exr(tmp_path / "big.exr", np.zeros((40, 100, 3), np.float32))
+    monkeypatch.setenv("SORA_MAX_INPUT_PX", "64")
+    with pytest.raises(SoraError) as err:
+        read_image(path)
+    assert err.value.exit_code == 2 and "100x40, larger than the input limit of 64 px" in err.value.message
+    monkeypatch.setenv("SORA_MAX_INPUT_PX", "128")
+    assert read_image(path).shape == (40, 100, 3)

@@ -3,7 +3,10 @@
 It finds object pixels by brightness (objects are bright and saturated, or white; the
 backgrounds and the ground are dark or mid-gray), names their colour by hue, counts separate
 blobs, tracks each colour's centroid to read the motion, and reads the camera pan from the
-global shift of the ground between frames. The evaluation bench and the tests score the
+global shift of the ground between frames; whether an object enters or leaves (absent on the
+first or last frame, and at which edge), zoom from the growth of the object pixels, and, for long
+shots, the worst frame step against the median and objects that pop in away from the edges.
+The evaluation bench and the tests score the
 bundled model with it; on the world's own renders it is right every time but for rare touching
 objects (``bench/eval_tinyworld.py --check``).
 """
@@ -47,11 +50,10 @@ def track(cmap: np.ndarray, color: str | None = None, min_px: int = 12):
     return np.stack([cx, cy], 1), cnt
 
 
-def count_objects(cmap: np.ndarray, min_px: int = 20) -> int:
-    """Separate blobs of object pixels (8-connected, at least ``min_px``) in one frame."""
-    mask = cmap >= 0
+def components(mask: np.ndarray, min_px: int = 20) -> list[np.ndarray]:
+    """Separate 8-connected blobs (boolean masks) of at least ``min_px`` pixels in one frame."""
     seen = np.zeros_like(mask)
-    count = 0
+    out = []
     for y, x in zip(*np.nonzero(mask)):
         if seen[y, x]:
             continue
@@ -68,8 +70,14 @@ def count_objects(cmap: np.ndarray, min_px: int = 20) -> int:
                 break
             blob = grown
         seen |= blob
-        count += int(blob.sum() >= min_px)
-    return count
+        if blob.sum() >= min_px:
+            out.append(blob)
+    return out
+
+
+def count_objects(cmap: np.ndarray, min_px: int = 20) -> int:
+    """Separate blobs of object pixels (8-connected, at least ``min_px``) in one frame."""
+    return len(components(cmap >= 0, min_px))
 
 
 def dominant_color(cmap: np.ndarray) -> str | None:
@@ -131,29 +139,110 @@ def classify_camera(frames: np.ndarray, cmap: np.ndarray) -> str:
     return "up" if sy > 0 else "down"
 
 
-def score_clip(frames: np.ndarray, caption: str) -> dict:
-    """What the detector reads from one clip against what its caption asks."""
+def _nearest_edge(p) -> str:
+    x, y = p
+    d = {"left": x, "right": world.SIZE - 1 - x, "top": y, "bottom": world.SIZE - 1 - y}
+    return min(d, key=d.get)
+
+
+def classify_event(cmap: np.ndarray, color: str) -> str:
+    """How one colour's object uses the frame edges: "entering from the <edge>" (absent on the first
+    frame, present on the last, first seen at that edge), "leaving to the <edge>", "in view" or "absent"."""
+    tr, cnt = track(cmap, color)
+    seen = ~np.isnan(tr[:, 0])
+    if not seen.any():
+        return "absent"
+    if not seen[0] and seen[-1]:
+        return "entering from the " + _nearest_edge(tr[seen][0])
+    if seen[0] and not seen[-1]:
+        return "leaving to the " + _nearest_edge(tr[seen][-1])
+    return "in view" if seen[0] else "passing"
+
+
+def classify_zoom(cmap: np.ndarray) -> str:
+    """Zoom from the growth of the object pixels: "in" (x1.4 or more from the first to the last
+    three frames), "out" (x0.7 or less), "none", or "unclear" with no object to measure."""
+    a = (cmap >= 0).sum((1, 2)).astype(np.float64)
+    first, last = a[:3].mean(), a[-3:].mean()
+    if min(first, last) < 12:
+        return "unclear"
+    r = last / first
+    return "in" if r >= 1.4 else ("out" if r <= 0.7 else "none")
+
+
+def frame_steps(frames: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of consecutive frames, (F-1,)."""
+    return np.abs(np.diff(np.asarray(frames, np.float32), axis=0)).mean((1, 2, 3))
+
+
+def step_ratio(frames: np.ndarray, floor: float = 0.003) -> float:
+    """Worst frame step over the median step (floored, so a rightly static stretch is not noise)."""
+    d = frame_steps(frames)
+    return float(d.max() / max(float(np.median(d)), floor))
+
+
+def pop_ins(frames: np.ndarray, allowed=(), min_px: int = 20, edge: float = 12.0, near: int = 10) -> list[tuple]:
+    """Objects that appear away from the frame edges: (frame, colour, x, y) of each blob of a colour
+    with no pixel of that colour within ``near`` px on the frame before, its centre more than
+    ``edge`` px inside the frame. Frames in ``allowed`` (a prompt switch) are not checked."""
+    cmap = color_map(frames)
+    H, W = cmap.shape[1:]
+    ys, xs = np.mgrid[:H, :W]
+    out = []
+    for t in range(1, len(cmap)):
+        if t in allowed:
+            continue
+        for ci in np.unique(cmap[t][cmap[t] >= 0]):
+            for blob in components(cmap[t] == ci, min_px):
+                cx, cy = xs[blob].mean(), ys[blob].mean()
+                if min(cx, cy, W - 1 - cx, H - 1 - cy) <= edge:
+                    continue
+                y0, x0 = int(cy) - near, int(cx) - near
+                win = cmap[t - 1, max(y0, 0):y0 + 2 * near + 1, max(x0, 0):x0 + 2 * near + 1]
+                if (win == ci).sum() < 6:
+                    out.append((t, world.COLOR_NAMES[ci], float(cx), float(cy)))
+    return out
+
+
+def _present(cmap: np.ndarray, color: str) -> bool:
+    _, cnt = track(cmap, color)
+    return bool((cnt >= 12).mean() >= 0.75)
+
+
+def score_clip(frames: np.ndarray, caption: str, count: bool = True) -> dict:
+    """What the detector reads from one clip against what its caption asks. The object count is
+    scored only where every object should be in view and apart (``count``, no entering or
+    leaving, no zoom)."""
     want = world.parse_caption(caption)
     cmap = color_map(frames)
     res: dict = {"caption": caption}
     objs = want["objects"]
-    counts = [count_objects(cmap[t]) for t in (3, 7, 11)]
-    res["count_read"] = int(np.median(counts))
-    res["count_ok"] = res["count_read"] == len(objs)
-    if len(objs) == 1:
+    events = [o for o in objs if o["event"]]
+    if count and not events and not want["zoom"]:
+        counts = [count_objects(cmap[t]) for t in (3, 7, 11)]
+        res["count_read"] = int(np.median(counts))
+        res["count_ok"] = res["count_read"] == len(objs)
+    if len(objs) == 1 and not events:
         o = objs[0]
         res["color_read"] = dominant_color(cmap)
         res["color_ok"] = res["color_read"] == o["color"]
-        tr, _ = track(cmap, None)
-        res["motion_read"] = classify_motion(tr)
-        res["motion_ok"] = res["motion_read"] == o["motion"]
-    elif len(objs) == 2:
-        present = []
-        for o in objs:
-            _, cnt = track(cmap, o["color"])
-            present.append(bool((cnt >= 12).mean() >= 0.75))
-        res["both_ok"] = all(present)
-    if want["background"] == "ground":
+        if not want["zoom"]:          # a zoom moves everything on screen
+            tr, _ = track(cmap, None)
+            res["motion_read"] = classify_motion(tr)
+            res["motion_ok"] = res["motion_read"] == o["motion"]
+    elif len(objs) == 2 and not events:
+        res["both_ok"] = all(_present(cmap, o["color"]) for o in objs)
+    elif len(objs) == 3 and not events:
+        res["three_ok"] = all(_present(cmap, o["color"]) for o in objs)
+    if events:
+        res["event_read"] = [classify_event(cmap, o["color"]) for o in events]
+        res["event_ok"] = res["event_read"] == [
+            (f"entering from the {world.EDGE_BEHIND[o['motion'].split()[1]]}" if o["event"] == "entering"
+             else f"leaving to the {world.EDGE_AHEAD[o['motion'].split()[1]]}") for o in events]
+    if want["zoom"]:
+        res["zoom_read"] = classify_zoom(cmap)
+        res["zoom_ok"] = res["zoom_read"] == want["zoom"]
+    elif want["background"] == "ground":
         res["camera_read"] = classify_camera(frames, cmap)
         res["camera_ok"] = res["camera_read"] == want["camera"]
     return res
