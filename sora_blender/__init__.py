@@ -12,7 +12,7 @@ import atexit
 import bpy
 
 from . import (compositor, control, footage, live, model_files, models, nodes, operators,  # noqa: F401
-               panels, preferences, properties, schedule, shots, tasks)
+               panels, preferences, properties, provenance, provenance_panel, schedule, shots, tasks)
 from .worker import service, setup
 
 classes = (
@@ -25,6 +25,8 @@ classes = (
     *footage.classes,
     *panels.classes,
     *nodes.classes,
+    *provenance.classes,
+    *provenance_panel.classes,  # sub-panels of the Sora panels and the Sora Shots node panel
 )
 
 
@@ -32,6 +34,7 @@ classes = (
 def _on_load_pre(*_args):
     service.stop_worker("a file was loaded")
     footage.stop_all()
+    provenance.stop_all()
 
 
 @bpy.app.handlers.persistent
@@ -65,6 +68,7 @@ def register():
 def unregister():
     service.stop_worker("the add-on was disabled")
     footage.stop_all()
+    provenance.stop_all()
     tasks.unregister()
     setup.unregister()
     atexit.unregister(service.stop_worker)

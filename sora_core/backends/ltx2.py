@@ -10,7 +10,7 @@
   input clip is the reference condition; the output is scene-linear HDR in [0, inf) (the
   pipeline decodes LogC3 itself), so it is written as it is, never through the inverse view.
 
-Two stages (``Request.upsample`` > 1, the folder has ``latent_upsampler/``): diffusers' own
+Two stages (``Request.upsample`` > 1, the folder has a latent upsampler): diffusers' own
 recipe. The mode's pipeline makes the pass at 1/scale of the size as latents (video and sound),
 ``LTX2LatentUpsamplePipeline`` upsamples the video latents, and the same pipeline refines them at
 the full size: renoised to the first of ``STAGE_2_DISTILLED_SIGMA_VALUES``, three steps at those
@@ -49,8 +49,9 @@ class LTX2Backend(DiffusersBackend):
         super().__init__(model_dir, runtime, index, **files)
         self._upsample_pipe = None
         if self.capabilities.upsampler:
-            from ..model_rules import UPSAMPLER_DIR
-            self.identity["upsampler"] = f"{UPSAMPLER_DIR} x{self.capabilities.upsampler}"
+            from ..model_rules import upsampler_dir
+            where = upsampler_dir(self.model_dir).relative_to(self.model_dir).as_posix()
+            self.identity["upsampler"] = f"{where} x{self.capabilities.upsampler}"
 
     def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
         kwargs.update(num_frames=req.frames, frame_rate=float(req.fps))
@@ -99,10 +100,12 @@ class LTX2Backend(DiffusersBackend):
             from diffusers import LTX2LatentUpsamplePipeline
             from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
-            from ..model_rules import UPSAMPLER_DIR
+            from ..model_rules import LEGACY_UPSAMPLER_KEYS, upsampler_config, upsampler_dir
 
-            model = loading.load_pipeline(LTX2LatentUpsamplerModel, self.model_dir / UPSAMPLER_DIR,
-                                          self.dtype)
+            folder = upsampler_dir(self.model_dir)
+            config = upsampler_config(folder)           # legacy key names passed as 0.42 reads them
+            renamed = {new: config[new] for new in LEGACY_UPSAMPLER_KEYS.values() if new in config}
+            model = loading.load_pipeline(LTX2LatentUpsamplerModel, folder, self.dtype, overrides=renamed)
             self._upsample_pipe = LTX2LatentUpsamplePipeline(vae=self.pipe.vae, latent_upsampler=model)
             self._upsample_pipe.set_progress_bar_config(disable=True)
         return self._upsample_pipe

@@ -44,6 +44,7 @@ def scene(sora_addon, tmp_path):
     sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 64, 64, 100
     sc.frame_start, sc.frame_end = 1, 9
     sc.render.fps, sc.render.fps_base = 24, 1.0
+    sc.render.use_sequencer = False     # earlier tests' strips would be what a render shows
     # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
     sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
     props = sc.sora
