@@ -360,7 +360,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                     guidance_2=None if props.guidance_2 < 0 else props.guidance_2, upsample=props.upsample,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
                     prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
-                    components=components, loras=loras,
+                    components=components, loras=loras, preset=props.preset.strip() or None,
                     inputs=inputs, output=out, color=scene_color(scene), runtime=spec_runtime(prefs))
     spec.validate()
     if reserve:
