@@ -12,7 +12,7 @@ import atexit
 import bpy
 
 from . import (compositor, control, footage, live, models, nodes, operators, panels,  # noqa: F401
-               preferences, properties, schedule, shots, tasks)
+               preferences, properties, provenance, provenance_panel, schedule, shots, tasks)
 from .worker import service, setup
 
 classes = (
@@ -24,6 +24,8 @@ classes = (
     *footage.classes,
     *panels.classes,
     *nodes.classes,
+    *provenance.classes,
+    *provenance_panel.classes,  # sub-panels of the Sora panels and the Sora Shots node panel
 )
 
 
@@ -31,6 +33,7 @@ classes = (
 def _on_load_pre(*_args):
     service.stop_worker("a file was loaded")
     footage.stop_all()
+    provenance.stop_all()
 
 
 @bpy.app.handlers.persistent
@@ -64,6 +67,7 @@ def register():
 def unregister():
     service.stop_worker("the add-on was disabled")
     footage.stop_all()
+    provenance.stop_all()
     tasks.unregister()
     setup.unregister()
     atexit.unregister(service.stop_worker)

@@ -19,6 +19,8 @@ import bpy
 
 from sora_core.frames.sequence import fill_pattern
 
+from . import provenance
+
 LINEAR = "Linear Rec.709"
 
 
@@ -116,6 +118,8 @@ def import_shot(scene, done: dict, shot: str, link_composite: bool = False, add_
         add_sequencer_strip(scene, done, shot)
     node["sora_dir"] = done["dir"]
     node["sora_manifest"] = done.get("manifest", "")
+    if colorspace is None and not bpy.app.background:   # a shot (not a control pass): checked
+        provenance.verify(done["dir"])                  # off the draw path for its sub-panel
     return node
 
 

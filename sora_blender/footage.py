@@ -2,18 +2,14 @@
 shot through ``sora ingest`` (run by the worker Python, which has OpenImageIO, OCIO and PyAV;
 no model is loaded), then shown in the compositor like a generated shot.
 
-The ingest runs as a process whose JSON-lines events a reader thread queues; a timer on the
-main thread takes them (progress in the panel, the compositor import at the end), so Blender
+The ingest runs as a :class:`.cli_process.CliProcess` whose JSON-lines events a timer on the
+main thread takes (progress in the panel, the compositor import at the end), so Blender
 never waits. In background mode the operator waits for it.
 """
 
 from __future__ import annotations
 
-import json
-import queue
 import re
-import subprocess
-import threading
 from pathlib import Path
 
 import bpy
@@ -22,35 +18,25 @@ from bpy.props import StringProperty
 from sora_core.errors import SoraError
 
 from . import compositor, live, shots
+from .cli_process import CliProcess
 from .settings import output_root
-from .worker.python import worker_python
 
 POLL_INTERVAL = 0.2
-_running: dict[int, tuple] = {}     # scene session_uid -> (process, event queue, shot name)
+_running: dict[int, tuple] = {}     # scene session_uid -> (CliProcess, shot name)
 
 
-def ingest_command(python: str, src: str, root: Path, out: str, name: str, scene) -> list[str]:
-    """``sora ingest`` for ``src`` into ``root/out`` through the scene's view, numbered from its start."""
+def ingest_args(src: str, root: Path, out: str, name: str, scene) -> list[str]:
+    """``sora ingest`` of ``src`` into ``root/out`` through the scene's view, numbered from its start."""
     color = shots.scene_color(scene)
-    cmd = [python, "-m", "sora_core.cli", "ingest", src, "--out", out, "--name", name, "--output-root",
-           str(root), "--first-frame", str(scene.frame_start), "--ocio-config", color.config,
-           "--display", color.display, "--view", color.view, "--json"]
-    return cmd + (["--look", color.look] if color.look else [])
+    args = ["ingest", src, "--out", out, "--name", name, "--output-root", str(root), "--first-frame",
+            str(scene.frame_start), "--ocio-config", color.config, "--display", color.display, "--view",
+            color.view, "--json"]
+    return args + (["--look", color.look] if color.look else [])
 
 
-def _read(proc, events: "queue.Queue") -> None:
-    """Reader thread (no bpy): the process's JSON lines, then ``None`` when it has ended."""
-    for line in proc.stdout:
-        try:
-            events.put(json.loads(line))
-        except ValueError:
-            pass
-    proc.wait()
-    events.put(None)
-
-
-def start(scene, src: str, name: str) -> subprocess.Popen:
-    """Start ingesting ``src`` as shot ``name`` (a new version folder); return the process."""
+def start(scene, src: str, name: str) -> CliProcess:
+    """Start ingesting ``src`` as shot ``name`` (a new version folder, signed when an identity is
+    set up); return the process."""
     uid = scene.session_uid
     if uid in _running:
         raise SoraError("invalid_input", "footage is already being imported", hint="wait for it to finish")
@@ -58,11 +44,8 @@ def start(scene, src: str, name: str) -> subprocess.Popen:
         raise SoraError("not_found", f"no such file: {src}", field="footage")
     root = output_root()
     out = shots.next_version(root, name)        # reserved: an empty folder ingest writes into
-    cmd = ingest_command(worker_python(), src, root, out, name, scene)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events: queue.Queue = queue.Queue()
-    threading.Thread(target=_read, args=(proc, events), daemon=True, name="sora-ingest").start()
-    _running[uid] = (proc, events, name)
+    proc = CliProcess(ingest_args(src, root, out, name, scene), thread_name="sora-ingest")
+    _running[uid] = (proc, name)
     state = live.job(scene)
     state.state, state.error, state.hint, state.overall = "RUNNING", "", "", 0.0
     state.pass_index = state.passes = 0
@@ -75,19 +58,9 @@ def start(scene, src: str, name: str) -> subprocess.Popen:
 def poll():
     """The timer (main thread): move the events into the live state; import finished footage."""
     for uid in list(_running):
-        proc, events, name = _running[uid]
+        proc, name = _running[uid]
         state = live.job_by_uid(uid)
-        while True:
-            try:
-                event = events.get_nowait()
-            except queue.Empty:
-                break
-            if event is None:
-                _running.pop(uid, None)
-                if state.state == "RUNNING":
-                    err = proc.stderr.read().strip().splitlines()
-                    state.state, state.error = "ERROR", f"[ingest] {(err or ['failed'])[-1]}"[:1000]
-                break
+        for event in proc.poll():
             kind = event.get("event")
             if kind == "progress":
                 state.take_progress(event)
@@ -96,6 +69,10 @@ def poll():
                     event.get("hint") or ""
             elif kind == "done":
                 _finish(uid, event, name, state)
+        if proc.ended:
+            _running.pop(uid, None)
+            if state.state == "RUNNING":
+                state.state, state.error = "ERROR", f"[ingest] {proc.last_error()}"[:1000]
     live.redraw()
     return POLL_INTERVAL if _running else None
 
@@ -115,17 +92,14 @@ def wait(scene, timeout: float = 600.0) -> None:
     entry = _running.get(scene.session_uid)
     if entry is not None:
         entry[0].wait(timeout)
-        for thread in threading.enumerate():
-            if thread.name == "sora-ingest":
-                thread.join(5)
         poll()
 
 
 def stop_all() -> None:
     """A file load or disabling the add-on: end the imports (their partial folders are removed by
     the ingest itself on the signal, or hold no manifest)."""
-    for proc, _events, _name in _running.values():
-        proc.kill()
+    for proc, _name in _running.values():
+        proc.proc.kill()
     _running.clear()
     if bpy.app.timers.is_registered(poll):
         bpy.app.timers.unregister(poll)

@@ -5,9 +5,12 @@
 
 Options: ``--node NAME`` (repeatable: these nodes and the stale nodes they depend on; default:
 every node), ``--tree NAME`` (default: every Sora Shots tree), ``--scene NAME``, ``--save``
-(write the node results into the .blend, so a later run finds them cached), ``--list``.
+(write the node results into the .blend, so a later run finds them cached), ``--list``,
+``--export mp4|mov|png|jpeg`` (then each shot as a signed deliverable, ``sora export``, into
+``--export-dir``; ``--crf``, ``--watermark``, ``--allow-unsigned`` as for ``sora export``).
 One line per event (``sora: [node] denoise 3/20``) goes to stdout. Exit codes as the sora CLI:
-0 done, 2 invalid input, 3 not found, 75 worth a retry, 130 cancelled, 1 anything else.
+0 done, 2 invalid input, 3 not found, 65 a shot fails verification (not exported), 75 worth a
+retry, 130 cancelled, 1 anything else.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scene", help="scene whose settings and compositor are used (default: the file's)")
     p.add_argument("--save", action="store_true", help="save the .blend afterwards (node results, compositor)")
     p.add_argument("--list", action="store_true", help="list the trees and their shot nodes, run nothing")
+    g = p.add_argument_group("deliverables (sora export, after the shots are made)")
+    g.add_argument("--export", action="append", default=[], choices=("mp4", "mov", "png", "jpeg"),
+                   help="export each shot run (the --node ones, else every shot node) as a signed "
+                   "deliverable of this format (repeatable)")
+    g.add_argument("--export-dir", help="where deliverables go (default: <output root>/deliverables), "
+                   "named <shot>_<version>.<ext> (a folder for a PNG/JPEG sequence)")
+    g.add_argument("--crf", type=int, help="H.264 quality for --export mp4 (default 18)")
+    g.add_argument("--watermark", action="store_true", help="an invisible watermark (mp4, png, jpeg)")
+    g.add_argument("--allow-unsigned", action="store_true", help="export shots that were never signed")
     return p.parse_args(argv)
 
 
@@ -111,9 +123,33 @@ def run(args: argparse.Namespace) -> int:
             code = task.error.exit_code if task.error is not None else 1
             break
         print(f"sora: [{tree.name}] done: ran {len(task.ran)}, cached {len(task.skipped)}", flush=True)
+        code = export_shots(addon, tree, targets, args)
+        if code:
+            break
     if args.save and bpy.data.filepath:
         bpy.ops.wm.save_mainfile()
     return code
+
+
+def export_shots(addon, tree, targets, args) -> int:
+    """``--export``: the shots of the tree's job nodes (the targets, else all) as deliverables;
+    the first failing export's exit code (65: a shot fails verification), else 0."""
+    if not args.export:
+        return 0
+    names = targets or [n.name for n in tree.nodes]
+    shots = [tree.nodes[n] for n in names if tree.nodes[n].bl_idname in addon.nodes.JOB_NODES
+             and tree.nodes[n].result_dir]
+    for node in shots:
+        folder = bpy.path.abspath(node.result_dir)
+        for fmt in args.export:
+            out = addon.provenance.default_out(folder, fmt, where=args.export_dir)
+            code, state = addon.provenance.run_export(
+                folder, fmt, out, node.name, crf=args.crf if fmt == "mp4" else None,
+                watermark=args.watermark, allow_unsigned=args.allow_unsigned)
+            if code:
+                print(f"sora: error: [{node.name}] {state.error}", file=sys.stderr)
+                return code
+    return 0
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Live state: what runs now and what draw() shows, in memory only, never in the .blend.
 
-A job's progress, a node's "running", the last error: none of it survives the session, so it
-lives here keyed by the datablock's ``session_uid`` (new on every file load), and the
-``load_post`` handler clears it. A file saved mid-job cannot reopen "running".
+A job's progress, a node's "running", the last error, a shot's verification, an export: none of
+it survives the session, so it lives here keyed by the datablock's ``session_uid`` (new on every
+file load; a shot's verification by its folder), and the ``load_post`` handler clears it. A file saved mid-job cannot reopen "running".
 
 Draw callbacks must not touch the disk; what they show is computed once per settings change
 and kept in :func:`memo` under a cheap key. ``generation`` bumps when the disk may have changed
@@ -67,8 +67,40 @@ class NodeState(Progress):
     error: str = ""
 
 
+@dataclass
+class Verification:
+    """A shot folder's last ``sora verify``: RUNNING, DONE (with its verdict), ERROR (not checked)."""
+
+    state: str = "IDLE"
+    verdict: str = ""               # verified, tampered, unsigned
+    signer: str = ""                # the signing certificate's common name
+    organization: str = ""
+    trusted: bool = False
+    problems: list[str] = field(default_factory=list)     # each failing frame, file or field
+    error: str = ""
+
+    def take(self, report: dict) -> None:
+        """``sora verify --json``'s report."""
+        signer = report.get("signer") or {}
+        self.state, self.verdict, self.error = "DONE", report.get("verdict", ""), ""
+        self.signer, self.organization = signer.get("common_name") or "", signer.get("organization") or ""
+        self.trusted, self.problems = bool(report.get("trusted")), list(report.get("problems") or [])
+
+
+@dataclass
+class ExportState(Progress):
+    """The scene's "Export deliverable": RUNNING, DONE, ERROR, CANCELLED (IDLE when none ran)."""
+
+    state: str = "IDLE"
+    error: str = ""
+    hint: str = ""
+    files: list[str] = field(default_factory=list)
+
+
 _jobs: dict[int, JobState] = {}
 _nodes: dict[tuple[int, str], NodeState] = {}
+_verifications: dict[str, Verification] = {}
+_exports: dict[int, ExportState] = {}
 _memo: dict[tuple, tuple] = {}
 generation = 0
 
@@ -91,6 +123,17 @@ def node_by_key(tree_uid: int, name: str) -> NodeState:
     return _nodes.setdefault((tree_uid, name), NodeState())
 
 
+def verification(folder: str, create: bool = True) -> Verification | None:
+    """The live verification of the shot in ``folder`` (made on first use; None when never
+    started and not ``create``: what draw asks)."""
+    return _verifications.setdefault(folder, Verification()) if create else _verifications.get(folder)
+
+
+def export_job(uid: int) -> ExportState:
+    """The export of the scene with session uid ``uid``."""
+    return _exports.setdefault(uid, ExportState())
+
+
 def invalidate() -> None:
     """The disk may have changed: recompute what draw shows on its next call."""
     global generation
@@ -102,6 +145,8 @@ def clear() -> None:
     """A file was loaded (or the add-on disabled): nothing live survives."""
     _jobs.clear()
     _nodes.clear()
+    _verifications.clear()
+    _exports.clear()
     invalidate()
 
 

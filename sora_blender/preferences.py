@@ -72,6 +72,18 @@ class SORA_AP_preferences(AddonPreferences):
         name="Extra pip arguments",
         description="Added to 'pip install' by Set Up Worker, e.g. --index-url for a CUDA torch "
                     "build or --no-index --find-links /wheelhouse for offline studios")
+    sign_cert: StringProperty(
+        name="Signing Chain", subtype="FILE_PATH",
+        description="Certificate chain (PEM, the signer first) that signs shots and deliverables. Empty: "
+                    "$SORA_SIGN_CERT or the studio config file. Only the path is kept, never in a .blend")
+    sign_key: StringProperty(
+        name="Signing Key", subtype="FILE_PATH",
+        description="Its private key (PEM; ES256, PS256 or Ed25519), read by the worker that signs, "
+                    "never by Blender. Empty: $SORA_SIGN_KEY or the studio config file")
+    trust_anchors: StringProperty(
+        name="Trust Anchors", subtype="FILE_PATH",
+        description="Root certificates (PEM) whose signatures verify as trusted. Empty: "
+                    "$SORA_TRUST_ANCHORS or the studio config file")
 
     def draw(self, context):
         layout = self.layout
@@ -117,6 +129,12 @@ class SORA_AP_preferences(AddonPreferences):
         box.prop(self, "dtype")
         box.prop(self, "memory")
         box.prop(self, "output_dir")
+
+        box = layout.box()
+        box.label(text="Signing (docs/provenance.md; sora keys new DIR makes a test pair)", icon="LOCKED")
+        box.prop(self, "sign_cert")
+        box.prop(self, "sign_key")
+        box.prop(self, "trust_anchors")
 
 
 class SORA_OT_model_folder_add(bpy.types.Operator):

@@ -19,6 +19,9 @@ class _DefaultPrefs:
     memory = "none"
     output_dir = ""
     pip_args = ""
+    sign_cert = ""
+    sign_key = ""
+    trust_anchors = ""
 
 
 def get_prefs(context=None):
@@ -49,3 +52,17 @@ def output_root(prefs=None) -> Path:
     if bpy.data.filepath:
         return Path(bpy.path.abspath("//sora"))
     return user_dir() / "sora"
+
+
+def sign_env(prefs=None) -> dict[str, str]:
+    """The signing identity and trust anchors of the preferences as the worker's environment:
+    paths only (the key is read by the process that signs, never by Blender). Empty fields leave
+    the environment and the studio config file (docs/provenance.md) to decide."""
+    prefs = prefs or get_prefs()
+    out = {}
+    for attr, var in (("sign_cert", "SORA_SIGN_CERT"), ("sign_key", "SORA_SIGN_KEY"),
+                      ("trust_anchors", "SORA_TRUST_ANCHORS")):
+        value = getattr(prefs, attr, "")
+        if value:
+            out[var] = str(Path(bpy.path.abspath(value)))
+    return out

@@ -20,12 +20,14 @@ import bpy
 from sora_core.client import WorkerClient
 from sora_core.errors import SoraError
 
+from ..settings import sign_env
 from .python import worker_python
 from .setup import SETUP_HINT, setup_problem
 
 _lock = threading.Lock()
 _client: WorkerClient | None = None
 _python: str | None = None
+_env: dict | None = None        # the environment it was started with (the signing identity's paths)
 _starting: threading.Thread | None = None
 _start_error: SoraError | None = None
 _on_stop: list = []             # callbacks run when the worker is stopped (the tasks abort)
@@ -41,13 +43,14 @@ def ready_client() -> WorkerClient | None:
 
     Raises the start's error once (``not_found`` with a hint while the set-up venv is half made).
     """
-    global _client, _python, _start_error, _starting
+    global _client, _python, _env, _start_error, _starting
     problem = setup_problem()
     if problem:
         raise SoraError("not_found", problem, hint=SETUP_HINT)
     python = worker_python()
-    if _client is not None and _python != python:
-        stop_worker()                       # the worker Python changed
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **sign_env()}
+    if _client is not None and (_python, _env) != (python, env):
+        stop_worker()                       # the worker Python or the signing identity changed
     with _lock:
         if _start_error is not None:
             err, _start_error = _start_error, None
@@ -57,9 +60,8 @@ def ready_client() -> WorkerClient | None:
         if _starting is not None and _starting.is_alive():
             return None
         if _client is None:
-            _client = WorkerClient(python=python, env={"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")},
-                                   log=_log_worker_line if bpy.app.background else None)
-            _python = python
+            _client = WorkerClient(python=python, env=env, log=_log_worker_line if bpy.app.background else None)
+            _python, _env = python, env
         client = _client
         _starting = threading.Thread(target=_start, args=(client,), daemon=True, name="sora-worker-start")
         _starting.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 
 from ..errors import EXIT_OK, SoraError
 
@@ -61,6 +62,8 @@ def add_commands(sub) -> None:
                    help="export an unsigned shot whose frames match its manifest")
     p.add_argument("--trust", metavar="ANCHORS.pem", help="trust anchors (as for sora verify)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--events", action="store_true", help="JSON lines for a host: a progress event per "
+                   "frame, then done (the result) or error")
     add_sign_flags(p)
 
 
@@ -72,13 +75,29 @@ def main(args) -> int:
     return cmd_verify(args)
 
 
+def _interrupt(*_args):
+    raise KeyboardInterrupt
+
+
 def cmd_export(args) -> int:
+    """SIGTERM (a host's cancel) ends the export like Ctrl-C: its temporaries are removed, exit 130."""
     from .export import export_shot
     from .identity import trust_anchors
 
-    result = export_shot(args.shot, args.format, args.out, frame=args.frame, crf=args.crf,
-                         watermark=args.watermark, sign_cert=args.sign_cert, sign_key=args.sign_key,
-                         anchors_pem=trust_anchors(args.trust), allow_unsigned=args.allow_unsigned)
+    signal.signal(signal.SIGTERM, _interrupt)
+    show = (lambda event: print(json.dumps(event), flush=True)) if args.events else None
+    try:
+        result = export_shot(args.shot, args.format, args.out, frame=args.frame, crf=args.crf,
+                             watermark=args.watermark, sign_cert=args.sign_cert, sign_key=args.sign_key,
+                             anchors_pem=trust_anchors(args.trust), allow_unsigned=args.allow_unsigned,
+                             emit=show)
+    except SoraError as err:
+        if args.events:
+            print(json.dumps(err.to_event()), flush=True)
+        raise
+    if args.events:
+        print(json.dumps({"event": "done", **result}), flush=True)
+        return EXIT_OK
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK

@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from ..errors import SoraError, invalid
 from ..manifest import read_manifest
@@ -70,6 +72,24 @@ def checked_shot(shot: Path, anchors_pem: str | None, allow_unsigned: bool):
     return report
 
 
+class Progress:
+    """``progress`` events (phase ``export``, one step a frame written, share and ETA) for a host."""
+
+    def __init__(self, total: int, emit: Callable[[dict], None] | None):
+        self.total, self.emit, self.step, self.t0 = total, emit or (lambda event: None), 0, time.monotonic()
+
+    def advance(self) -> None:
+        self.step += 1
+        spent = time.monotonic() - self.t0
+        self.emit({"event": "progress", "phase": "export", "step": self.step, "total": self.total,
+                   "overall": self.step / self.total, "eta_s": round(spent / self.step * (self.total - self.step), 1)})
+
+    def counted(self, frames: Iterable) -> Iterator:
+        for frame in frames:
+            yield frame
+            self.advance()
+
+
 def _temp(path: Path) -> Path:
     return path.with_name(f".{path.name}.sora-export-{uuid.uuid4().hex[:10]}")
 
@@ -101,8 +121,9 @@ def definition(manifest: dict, title: str, mime: str, export: dict, watermarked:
 def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None = None,
                 crf: int | None = None, watermark: bool = False, sign_cert: str | None = None,
                 sign_key: str | None = None, anchors_pem: str | None = None,
-                allow_unsigned: bool = False) -> dict:
-    """Export ``shot`` as ``fmt`` into ``out``; returns ``{files, signer, ...}``."""
+                allow_unsigned: bool = False, emit: Callable[[dict], None] | None = None) -> dict:
+    """Export ``shot`` as ``fmt`` into ``out``; returns ``{files, signer, ...}``. ``emit`` gets a
+    ``progress`` event per frame encoded (the CLI's ``--events``, the add-on's progress bar)."""
     from .jws import _anchored, canonical_sha256
     from .policy import check_export
     from .sign import shot_signer
@@ -133,14 +154,16 @@ def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None =
     from .render import Renderer
 
     renderer = Renderer(shot, manifest, records, watermark and shot_sha)
+    progress = Progress(len(records), emit)
     base = {"shot_manifest_sha256": shot_sha, "view": renderer.view,
             "frames": [{"file": r["file"], "sha256": r["sha256"]} for r in records]}
     if single and fmt in VIDEO:
-        files = [_export_video(renderer, manifest, fmt, out, crf, base, signer)]
+        files = [_export_video(renderer, manifest, fmt, out, crf, base, signer, progress)]
     elif single:
         files = [_export_still(renderer, manifest, fmt, out, 0, base, signer)]
+        progress.advance()
     else:
-        files = _export_sequence(renderer, manifest, fmt, out, base, signer)
+        files = _export_sequence(renderer, manifest, fmt, out, base, signer, progress)
     return {"files": [str(f) for f in files], "format": fmt, "shot": str(shot), "shot_signed": report.signed,
             "signer": signer.info.to_dict(), "frames": len(records), "watermark": renderer.mark}
 
@@ -156,13 +179,13 @@ def _signed(renderer, manifest: dict, plain: Path, dest: Path, mime: str, export
     plain.unlink()
 
 
-def _export_video(renderer, manifest, fmt, out, crf, base, signer) -> Path:
+def _export_video(renderer, manifest, fmt, out, crf, base, signer, progress: Progress) -> Path:
     from .encode import colour_tags, encode_video
 
     tags = colour_tags(renderer.view["display"])
     plain, signed = _temp(out), _temp(out)
     try:
-        info = encode_video(renderer.frames(), plain, fmt, renderer.fps, tags,
+        info = encode_video(progress.counted(renderer.frames()), plain, fmt, renderer.fps, tags,
                             DEFAULT_CRF if crf is None else crf)
         export = {**base, **info, "watermark": renderer.mark}
         _signed(renderer, manifest, plain, signed, VIDEO_MIME[fmt], export, signer)
@@ -194,7 +217,7 @@ def _export_still(renderer, manifest, fmt, out, index, base, signer, dest: Path 
     return dest or out
 
 
-def _export_sequence(renderer, manifest, fmt, out, base, signer) -> list[Path]:
+def _export_sequence(renderer, manifest, fmt, out, base, signer, progress: Progress) -> list[Path]:
     """Every frame as a signed still in a hidden folder, renamed to ``out`` once all are written."""
     from ..frames.sequence import fill_pattern
 
@@ -208,6 +231,7 @@ def _export_sequence(renderer, manifest, fmt, out, base, signer) -> list[Path]:
             name = fill_pattern(pattern, record["number"])
             _export_still(renderer, manifest, fmt, folder / name, index, base, signer, dest=folder / name)
             names.append(name)
+            progress.advance()
         os.replace(folder, out)
     finally:
         if folder.exists():

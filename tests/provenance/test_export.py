@@ -255,3 +255,17 @@ def test_a_watermark_carries_the_shot_id_and_is_reported(signed_shot, chain, tmp
     small = export(signed_shot[1], "mp4", tmp_path / "small.mp4", chain, "--watermark", cwd=tmp_path)
     assert small.returncode == 2 and "frames of 32x32 are too small" in small.stderr
     assert not (tmp_path / "small.mp4").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_events_give_a_host_progress_per_frame_then_the_result_or_the_error(signed_shot, chain, tmp_path):
+    root, shot, _ = signed_shot
+    run = export(shot, "png", tmp_path / "seq", chain, "--events", cwd=root)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["step"] for e in progress] == list(range(1, 10)) and {e["total"] for e in progress} == {9}
+    assert progress[-1]["overall"] == 1.0 and events[-1]["event"] == "done"
+    assert events[-1]["files"] == [str(tmp_path / "seq" / f"ball.{n:04d}.png") for n in range(1, 10)]
+    refused = export(shot, "mov", tmp_path / "x.mov", chain, "--events", "--crf", "20", cwd=root)
+    last = json.loads(refused.stdout.splitlines()[-1])
+    assert refused.returncode == 2 and last["event"] == "error" and last["field"] == "crf"
