@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -16,9 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Open the studio and run the Qt event loop until the window closes."""
+    """Open the studio and run the Qt event loop until the window closes (or Ctrl+C/SIGTERM
+    closes it: the worker is shut down either way)."""
     from ..client import WorkerClient
-    from .compat import QtWidgets, exec_
+    from .compat import QtCore, QtWidgets, exec_
     from .studio import Studio
 
     root = os.path.abspath(args.output_root or os.environ.get("SORA_OUTPUT_ROOT") or os.getcwd())
@@ -27,6 +29,14 @@ def main(args: argparse.Namespace) -> int:
     studio = Studio(root, WorkerClient(python=args.python), args.models_dir)
     studio.resize(1500, 900)
     studio.show()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: studio.close())
+    print(f"sora studio: {root} ({len(studio.history.records)} shots)", flush=True)
     if args.open:
         studio.open_shot(args.open)
+        if studio.flipbook.seq is not None:
+            print(f"showing {studio.flipbook.seq.path}", flush=True)
+    wake = QtCore.QTimer(interval=200)      # lets Python run its signal handlers during exec
+    wake.timeout.connect(lambda: None)
+    wake.start()
     return exec_(app)

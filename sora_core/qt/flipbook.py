@@ -69,7 +69,7 @@ class Flipbook(QtWidgets.QWidget):
         self.title.setText(Path(seq.path).name)
         self._reset_cache()
         self.view.set_message("")
-        self.show_index(0)
+        self.show_index(0, wait=True)
         return seq
 
     def load_b(self, path) -> Sequence | None:
@@ -79,7 +79,7 @@ class Flipbook(QtWidgets.QWidget):
         self._reset_cache()
         if self.seq_b and self.compare.currentText() == "off":
             self.compare.setCurrentText("wipe")
-        self.show_index(self.index)
+        self.show_index(self.index, wait=True)
         return self.seq_b
 
     @property

@@ -60,7 +60,8 @@ class ShotPanel(QtWidgets.QWidget):
                     negative_prompt=self.negative.text().strip(), model=self.model.currentData(),
                     seed=int(seed_text), steps=spin_value(self.steps), guidance=spin_value(self.guidance),
                     width=spin_value(self.width), height=spin_value(self.height),
-                    frames=spin_value(self.frames), fps=spin_value(self.fps), duration=None)
+                    frames=spin_value(self.frames), fps=spin_value(self.fps),
+                    duration=self._base.duration if spin_value(self.frames) is None else None)
         if data["mode"] in CHAIN_MODES:
             try:
                 data["prompt_schedule"] = [{"start": s, "prompt": p} for s, p in self.schedule.rows()]

@@ -127,11 +127,17 @@ class ShotQueue(QtCore.QObject):
             if entry.cancel_requested:
                 job.cancel()
             for event in job.events():
-                self._incoming.emit(entry, event)
+                self._forward(entry, event)
         except SoraError as err:
-            self._incoming.emit(entry, err.to_event())
+            self._forward(entry, err.to_event())
         except Exception as exc:        # a bug: the panel shows it instead of hanging
-            self._incoming.emit(entry, SoraError("internal", f"{type(exc).__name__}: {exc}").to_event())
+            self._forward(entry, SoraError("internal", f"{type(exc).__name__}: {exc}").to_event())
+
+    def _forward(self, entry: QueueEntry, event: dict) -> None:
+        try:
+            self._incoming.emit(entry, event)
+        except RuntimeError:            # the queue's Qt object is gone (its window closed)
+            pass
 
     def _on_event(self, entry: QueueEntry, event: dict) -> None:
         """GUI thread: the entry's state is final before anyone hears a terminal event."""

@@ -40,7 +40,8 @@ def test_panel_shows_the_planners_plan_and_keeps_what_it_has_no_widget_for(qtbot
     assert panel.notices.text().splitlines() == list(expected.notices)
     assert panel.status.generate_button.isEnabled()
 
-    spec = ShotSpec.from_dict({"mode": "extend", "prompt": "p", "inputs": {"frames": "/x/a.####.exr",
+    spec = ShotSpec.from_dict({"mode": "extend", "prompt": "p", "duration": 3.0,
+                               "inputs": {"frames": "/x/a.####.exr",
                                "context": 3, "direction": "backward", "frame_range": [1, 4]},
                                "color": {"view": "Standard"}, "runtime": {"device": "cpu"},
                                "output": {"dir": "shots/e", "name": "e", "first_frame": 100}})
