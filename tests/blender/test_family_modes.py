@@ -130,3 +130,22 @@ def test_every_mode_of_a_family_from_nodes(scene, sora_addon, family_models, fam
             assert sora_addon.nodes.node_state(node, scene) == "cached"
     finally:
         bpy.data.node_groups.remove(tree)
+
+
+def test_the_model_list_shows_each_family_with_the_rules_read_from_its_files(sora_addon, family_models):
+    from tests.blender.test_panels import FakeLayout, Proxy, labels
+
+    prefs = bpy.context.preferences.addons["sora_blender"].preferences
+    prefs.model_folders.add().path = str(Path(family_models["wan-ti2v"]).parent)
+    try:
+        log = []
+        type(prefs).draw(Proxy(prefs, FakeLayout(log)), bpy.context)
+        listed = {t.split(":")[0]: t for t in labels(log) if t.startswith("tiny-")}
+    finally:
+        prefs.model_folders.clear()
+    assert listed["tiny-wan-ti2v"] == ("tiny-wan-ti2v: wan-ti2v | modes: generate, animate, restyle; "
+                                       "frames 4k+1 up to 121 a pass; size multiple of 32")
+    assert listed["tiny-wan-a14b"].endswith("frames 4k+1 up to 81 a pass; size multiple of 16")
+    assert "frames 8k+1 up to 257 a pass; size multiple of 32" in listed["tiny-ltx"]
+    assert listed["tiny-ltx2-upsampled"].endswith("; two-stage x2 with its latent upsampler")
+    assert set(listed) >= {f"tiny-{key}" for key in FAMILIES if key not in ("wan-vace", "tinyworld")}
