@@ -20,7 +20,8 @@ from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CH
 from .errors import EXIT_OK, SoraError
 from . import model_files_cli
 from .provenance import cli as provenance_cli
-from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
+from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec
+from .spec_schema import json_schema
 
 
 def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:

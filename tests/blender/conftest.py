@@ -44,6 +44,7 @@ def scene(sora_addon, tmp_path):
     sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 64, 64, 100
     sc.frame_start, sc.frame_end = 1, 9
     sc.render.fps, sc.render.fps_base = 24, 1.0
+    sc.render.use_sequencer = False     # earlier tests' strips would be what a render shows
     # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
     sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
     props = sc.sora
@@ -51,8 +52,10 @@ def scene(sora_addon, tmp_path):
                  "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength", "still_source",
-                 "still_path", "key_a", "key_b", "guidance_2", "upsample"):
+                 "still_path", "key_a", "key_b", "guidance_2", "upsample", "transformer_file",
+                 "transformer_2_file", "vae_file"):
         props.property_unset(name)
+    props.loras.clear()
     if sc.node_tree is not None:
         for node in list(sc.node_tree.nodes):
             if node.bl_idname == "CompositorNodeImage":
