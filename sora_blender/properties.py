@@ -23,7 +23,7 @@ MODE_ITEMS = [
 ]
 UPSAMPLE_ITEMS = [
     ("auto", "Auto", "Two stages where the model folder has a latent upsampler (LTX-2)"),
-    ("on", "On", "Two stages: made at half size, upsampled and refined (needs latent_upsampler/)"),
+    ("on", "On", "Two stages: made at half size, upsampled and refined (needs its latent upsampler)"),
     ("off", "Off", "One stage at the full size"),
 ]
 CONTROL_KIND_ITEMS = [
