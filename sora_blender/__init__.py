@@ -11,12 +11,13 @@ import atexit
 
 import bpy
 
-from . import (compositor, control, footage, live, models, nodes, operators, panels,  # noqa: F401
-               preferences, properties, provenance, provenance_panel, schedule, shots, tasks)
+from . import (compositor, control, footage, live, model_files, models, nodes, operators,  # noqa: F401
+               panels, preferences, properties, provenance, provenance_panel, schedule, shots, tasks)
 from .worker import service, setup
 
 classes = (
     *schedule.classes,          # before the property groups and nodes that hold a schedule
+    *model_files.classes,       # before the property groups and nodes that hold LoRAs
     *preferences.classes,
     *properties.classes,
     *operators.classes,

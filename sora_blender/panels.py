@@ -9,7 +9,7 @@ import bpy
 from sora_core.manifest import MANIFEST_NAME, read_manifest
 from sora_core.timings import PHASES
 
-from . import live, schedule, shots, tasks
+from . import live, model_files, schedule, shots, tasks
 from .properties import MODE_ITEMS
 from .scene_job import scene_key
 
@@ -106,6 +106,8 @@ def draw_sora(layout, context) -> None:
         layout.prop(props, "guidance_2")
     if caps is not None and caps.upsampler:
         layout.row().prop(props, "upsample", expand=True)
+    if caps is not None and caps.family != "tinyworld":     # the bundled model takes no files
+        model_files.draw(layout, props, caps)
     row = layout.row(align=True)
     row.prop(props, "link_composite", toggle=True)
     row.prop(props, "add_strip", toggle=True)

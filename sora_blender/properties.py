@@ -8,7 +8,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import models, schedule
+from . import model_files, models, schedule
 
 MODE_ITEMS = [
     ("generate", "Generate", "Make a shot from the prompt alone", "PLAY", 0),
@@ -23,7 +23,7 @@ MODE_ITEMS = [
 ]
 UPSAMPLE_ITEMS = [
     ("auto", "Auto", "Two stages where the model folder has a latent upsampler (LTX-2)"),
-    ("on", "On", "Two stages: made at half size, upsampled and refined (needs latent_upsampler/)"),
+    ("on", "On", "Two stages: made at half size, upsampled and refined (needs its latent upsampler)"),
     ("off", "Off", "One stage at the full size"),
 ]
 CONTROL_KIND_ITEMS = [
@@ -133,6 +133,14 @@ class SoraSceneProps(PropertyGroup):
 
     last_dir: StringProperty(name="Last Shot", subtype="DIR_PATH",
                              description="Folder of the last shot brought into the compositor")
+
+    loras: CollectionProperty(type=model_files.SoraLora, name="LoRAs",
+                              description="LoRA files applied to the model, each at its strength")
+    lora_index: IntProperty(default=0)
+    preset: model_files.preset_prop()
+
+
+SoraSceneProps.__annotations__.update(model_files.component_props())    # transformer_file, ...
 
 
 classes = (SoraSceneProps,)

@@ -18,6 +18,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from sora_core.errors import SoraError
+from sora_core.provenance.export import deliverable_path
 
 from . import live
 from .cli_process import CliProcess
@@ -30,7 +31,6 @@ FORMAT_ITEMS = [
     ("png", "PNG", "8-bit PNG stills: one frame, or every frame into a new folder"),
     ("jpeg", "JPEG", "8-bit JPEG stills (quality 95): one frame, or every frame into a new folder"),
 ]
-SUFFIX = {"mp4": ".mp4", "mov": ".mov", "png": ".png", "jpeg": ".jpg"}
 _verifying: dict[str, CliProcess] = {}      # shot folder -> sora verify
 _exporting: dict[int, CliProcess] = {}      # scene session_uid -> sora export
 
@@ -81,9 +81,7 @@ def default_out(folder: str, fmt: str, one_frame: bool = False, where: str | Non
     """``<where, else output root/deliverables>/<shot>_<version>.<ext>`` (a folder for a sequence)."""
     shot = Path(folder)
     name = f"{shot.parent.name}_{shot.name}" if shot.name.startswith("v") else shot.name
-    video_or_still = fmt in ("mp4", "mov") or one_frame
-    base = Path(where) if where else output_root() / "deliverables"
-    return str(base / (name + (SUFFIX[fmt] if video_or_still else f"_{fmt}")))
+    return str(deliverable_path(where or output_root() / "deliverables", name, fmt, one_frame))
 
 
 def start_export(scene, folder: str, fmt: str, out: str, **options) -> CliProcess:

@@ -15,7 +15,7 @@ from sora_core.frames.sequence import fill_pattern, find_sequence
 from sora_core import capabilities as core_caps, planning
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
 
-from . import live, schedule
+from . import live, model_files, schedule
 from .models import model_info, model_ref_for_spec
 from .settings import get_prefs, output_root
 
@@ -56,10 +56,14 @@ def next_version(root: Path, shot: str) -> str:
 
 
 def remove_if_empty(folder: str | Path) -> None:
-    try:
-        Path(folder).rmdir()
-    except OSError:
-        pass
+    """A reserved version folder nothing was written into, and its shot folder when that held
+    no other version (a refused first shot leaves nothing behind)."""
+    folder = Path(folder)
+    for path in (folder, folder.parent) if VERSION_RE.match(folder.name) else (folder,):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def check_shot_name(name: str) -> str:
@@ -353,12 +357,14 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                 if mode == "restyle":
                     inputs.strength = props.strength
                 out.first_frame = frame_range[0] if frame_range else 1
+    components, loras = model_files.to_spec(props)
     spec = ShotSpec(mode=mode, prompt=props.prompt, negative_prompt=props.negative_prompt,
                     model=model_ref_for_spec(props.model), seed=props.seed,
                     steps=props.steps or None, guidance=None if props.guidance < 0 else props.guidance,
                     guidance_2=None if props.guidance_2 < 0 else props.guidance_2, upsample=props.upsample,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
                     prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
+                    components=components, loras=loras, preset=props.preset.strip() or None,
                     inputs=inputs, output=out, color=scene_color(scene), runtime=spec_runtime(prefs))
     spec.validate()
     if reserve:

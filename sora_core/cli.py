@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import time
 
-from . import __version__, protocol
+from . import __version__
 from .capabilities import ALL_MODES, CONTROL_KINDS, TWO_STAGE_MODES, UPSAMPLE_CHOICES
 from .errors import EXIT_OK, SoraError
-from . import model_files_cli
+from . import info_cli, model_files_cli
+from .progress_line import Progress
 from .provenance import cli as provenance_cli
-from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec, json_schema
+from .spec import MEMORY_STRATEGIES, DTYPES, DIRECTIONS, Keyframe, ShotSpec
+from .spec_schema import json_schema
 
 
 def _add_shot_flags(p: argparse.ArgumentParser, mode: str) -> None:
@@ -229,41 +229,6 @@ def _schedule(pairs: list, path: str | None) -> list[dict]:
     return entries
 
 
-class Progress:
-    """A one-line bar on a terminal; one plain line per event elsewhere (farm logs)."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.t0 = time.monotonic()
-        self.pass_shown = 0
-
-    def __call__(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "progress" and self.tty:
-            if event.get("pass", 0) < self.pass_shown:
-                return          # an earlier pass still writing while this one denoises
-            self.pass_shown = event.get("pass", 0)
-            step, total = event.get("step", 0), max(event.get("total", 1), 1)
-            phase = event.get("phase", "")
-            if event.get("passes", 1) > 1:
-                phase = f"pass {event['pass']}/{event['passes']} {phase}"
-            width = max(10, min(40, shutil.get_terminal_size().columns - 40))
-            filled = int(width * step / total)
-            self.stream.write(f"\r{phase:>8} [{'#' * filled}{'.' * (width - filled)}] "
-                              f"{step}/{total} {time.monotonic() - self.t0:6.1f}s")
-            self.stream.flush()
-            if step == total:
-                self.stream.write("\n")
-        elif kind == "frame" and self.tty:
-            return
-        elif kind == "notice":
-            self.stream.write(f"warning: {event.get('message')}\n")
-        elif kind != "error":
-            self.stream.write(protocol.describe(event) + "\n")
-        self.stream.flush()
-
-
 def output_root(args) -> str:
     """The folder that confines the shot's path. An explicit ``--out`` typed on the command line
     is the user's own choice and is honoured as is, unless ``--output-root`` was given too; paths
@@ -351,61 +316,6 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
-def cmd_info(args) -> int:
-    from .manifest import MANIFEST_NAME
-
-    if os.path.isdir(args.frame) or os.path.basename(args.frame) == MANIFEST_NAME:
-        return shot_info(args)
-    from .frames.exr import read_attrs
-
-    attrs = read_attrs(args.frame)
-    prov = {k: v for k, v in attrs.items() if k.startswith("sora:")}
-    if not prov:
-        raise SoraError("invalid_input", f"{args.frame} carries no sora provenance")
-    if args.json:
-        print(json.dumps(prov, indent=2))
-    else:
-        for key, value in prov.items():
-            print(f"{key[5:]:16} {value}")
-    return EXIT_OK
-
-
-def shot_info(args) -> int:
-    """A shot folder: what it holds and where its time went (the manifest's ``timings``)."""
-    from .manifest import MANIFEST_NAME, read_manifest
-    from .timings import format_table
-
-    path = args.frame if args.frame.endswith(MANIFEST_NAME) else os.path.join(args.frame, MANIFEST_NAME)
-    try:
-        manifest = read_manifest(path)
-    except FileNotFoundError:
-        raise SoraError("not_found", f"{args.frame}: no {MANIFEST_NAME} (not a shot folder)") from None
-    except (OSError, ValueError) as exc:
-        raise SoraError("invalid_input", f"{path} cannot be read: {exc}") from None
-    if args.json:
-        keys = ("status", "pattern", "first_frame", "last_frame", "timings", "color", "source")
-        print(json.dumps({k: manifest.get(k) for k in keys if k in manifest}, indent=2))
-        return EXIT_OK
-    spec, model = manifest.get("spec") or {}, manifest.get("model") or {}
-    frames = manifest.get("frames") or []
-    print(f"{manifest.get('pattern', '?')}  frames {manifest.get('first_frame')}..{manifest.get('last_frame')} "
-          f"({len(frames)}), {len(manifest.get('passes') or [])} of {manifest.get('passes_total', '?')} "
-          f"passes, {manifest.get('status', '?')}")
-    print(f"mode {spec.get('mode', '?')}, {spec.get('width')}x{spec.get('height')} at {spec.get('fps')} fps"
-          + (f", model {model.get('name')} ({model.get('family', '')}, {model.get('device', '')})" if model else ""))
-    if manifest.get("source"):
-        src = manifest["source"]
-        print(f"source {src.get('path')} sha256 {src.get('sha256', '')[:16]}... "
-              f"C2PA claim generator: {src.get('c2pa_claim_generator') or 'none'}")
-    print(provenance_cli.status_line(os.path.dirname(path) or "."))
-    timings = manifest.get("timings") or {}
-    if timings:
-        print("seconds (colour and write run on the frame pool while the next pass denoises):")
-        for line in format_table(timings):
-            print("  " + line)
-    return EXIT_OK
-
-
 def cmd_ingest(args) -> int:
     from .ingest import ingest
 
@@ -442,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models(args)
         if args.command == "info":
-            return cmd_info(args)
+            return info_cli.cmd_info(args)
         if args.command == "ingest":
             return cmd_ingest(args)
         if args.command in provenance_cli.COMMANDS:

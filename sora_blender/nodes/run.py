@@ -17,6 +17,7 @@ from ..settings import output_root
 from .graph import dependency_order as order_names
 from ..control import render_for_shot
 from .specs import control_size, is_cached, node_spec, shot_name, shown_state, upstream
+from .model_nodes import classes as model_node_classes
 from .types import CONTROL_NODE, JOB_NODES, NODE_CLASSES, TREE_ID
 
 LOCAL_NODES = ("SoraCompositorOutputNode", CONTROL_NODE)      # done in Blender, no worker job
@@ -217,7 +218,7 @@ class SORA_MT_add_nodes(bpy.types.Menu):
     bl_label = "Sora"
 
     def draw(self, context):
-        for cls in NODE_CLASSES:
+        for cls in (*NODE_CLASSES, *model_node_classes[1:]):
             op = self.layout.operator("node.add_node", text=cls.bl_label)
             op.type = cls.bl_idname
             op.use_transform = True

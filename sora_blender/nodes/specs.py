@@ -20,6 +20,7 @@ from .. import live, schedule, shots
 from ..models import model_info, model_ref_for_spec
 from ..settings import get_prefs
 from .graph import job_result, request
+from .model_nodes import chain_files
 from .types import CONTROL_NODE, JOB_NODES
 
 
@@ -122,8 +123,10 @@ def node_spec(node, scene) -> ShotSpec:
                               inputs.control_kind, node.upsample)
     if mode == "interpolate":
         inputs.keyframes[1].index = fitted.total - 1
+    components, loras = chain_files(node)
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,
                     model=model_ref_for_spec(ref), seed=node.seed, steps=node.steps or None,
+                    components=components, loras=loras,
                     guidance_2=None if node.guidance_2 < 0 else node.guidance_2, upsample=node.upsample,
                     width=fitted.width, height=fitted.height, frames=fitted.total, fps=fps,
                     prompt_schedule=changes if mode in shots.CHAIN_MODES else [], inputs=inputs,

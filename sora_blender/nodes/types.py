@@ -1,6 +1,6 @@
 """The node types of the "Sora Shots" editor: Prompt, Generate, Animate, Extend, Interpolate,
 Restyle, Follow Control, HDR, Render Input, Render Control and Compositor Output, the tree and
-its sockets.
+its sockets (Model Files and Lora nodes: ``model_nodes``).
 
 Shot sockets carry a frame sequence (folder, ``name.####.exr``, first and last number). A node
 keeps its last result (folder, frames, spec hash) in the .blend; its live status (queued,
@@ -110,6 +110,7 @@ class JobNode(SoraNode):
 
     def init(self, context):
         self.inputs.new("SoraPromptSocket", "Prompt")
+        self.inputs.new("SoraModelSocket", "Model")     # model_nodes: Model Files, Lora
         self.outputs.new("SoraShotSocket", "Shot")
 
     def draw_common(self, layout):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -44,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", default=None, help="Python that runs the worker on the nodes")
     p.add_argument("--summary", default=None, help="summary JSON path (default <output root>/farm_summary.json)")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    p.add_argument("--export", action="append", default=[], choices=("mp4", "mov", "png", "jpeg"),
+                   help="after a shot is made, export it as a signed deliverable of this format "
+                   "(sora export, on its node; repeatable)")
+    p.add_argument("--export-dir", default=None, help="where deliverables go (default <output root>/"
+                   "deliverables): <shot id>.mp4, or a folder <shot id>_png for a sequence")
+    p.add_argument("--crf", type=int, default=None, help="H.264 quality of --export mp4 (default 18)")
+    p.add_argument("--watermark", action="store_true", help="an invisible watermark in the deliverables")
     p.add_argument("--plan", action="store_true", help="print the shots and their dependencies as JSON and exit")
 
 
@@ -60,7 +68,9 @@ def format_event(event: dict) -> str | None:
         return f"{where} failed with exit {event['exit_code']} ({event.get('error')}); retrying as attempt {event['next_attempt']}"
     if kind == "shot_done":
         note = " (already complete)" if event.get("skipped") else ""
-        return f"{where} done: {event.get('frames')} frames in {event.get('seconds', 0):.1f} s{note} -> {event.get('manifest')}"
+        shipped = f"; deliverables: {', '.join(event['deliverables'])}" if event.get("deliverables") else ""
+        return (f"{where} done: {event.get('frames')} frames in {event.get('seconds', 0):.1f} s{note} -> "
+                f"{event.get('manifest')}{shipped}")
     if kind in ("shot_failed", "shot_cancelled"):
         return f"{where} {'failed' if kind == 'shot_failed' else 'cancelled'} with exit {event['exit_code']}: {event.get('error')}"
     if kind == "shot_blocked":
@@ -75,6 +85,15 @@ def format_event(event: dict) -> str | None:
     if kind == "notice" and not shot:
         return f"notice: {event.get('message')}"
     return f"{where} {protocol.describe(event)}"
+
+
+def export_options(args: argparse.Namespace) -> dict:
+    """``--export`` and its settings as the shot task's options (``farm.deliver``)."""
+    if not args.export:
+        return {}
+    where = os.path.abspath(args.export_dir) if args.export_dir else None
+    return {"export": list(dict.fromkeys(args.export)), "export_dir": where, "export_crf": args.crf,
+            "export_watermark": args.watermark}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -110,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
         executor = RayExecutor(str(batch.output_root), address=args.ray_address, resource=args.resource,
                                gpus=args.gpus, cpus_per_shot=args.cpus_per_shot, slots=args.slots,
                                python=args.python, models_dirs=args.models_dir,
-                               cancel_grace=args.cancel_grace, keep_warm=args.keep_warm)
+                               cancel_grace=args.cancel_grace, keep_warm=args.keep_warm,
+                               export=export_options(args))
     except (ConnectionError, RuntimeError) as exc:
         print(f"sora farm: error: cannot reach the Ray cluster: {exc}", file=sys.stderr)
         return 75

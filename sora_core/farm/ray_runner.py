@@ -76,7 +76,7 @@ class RayExecutor:
     def __init__(self, output_root: str, address: str | None = None, resource: str = DEFAULT_RESOURCE,
                  gpus: str = "auto", cpus_per_shot: float = 1.0, slots: int | None = None,
                  python: str | None = None, models_dirs=(), cancel_grace: float = 10.0,
-                 keep_warm: float = 120.0, runtime_env: dict | None = None):
+                 keep_warm: float = 120.0, runtime_env: dict | None = None, export: dict | None = None):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -121,7 +121,7 @@ class RayExecutor:
         self._sink = ray.remote(_Sink).options(
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
         self.options = {"python": python, "models_dirs": list(models_dirs), "cancel_grace": cancel_grace,
-                        "keep_warm": keep_warm}
+                        "keep_warm": keep_warm, **(export or {})}     # export: farm.deliver's options
         self._refs: dict = {}           # ObjectRef -> (shot_id, attempt)
         self._by_shot: dict = {}        # shot_id -> ObjectRef
         self._cancelled_at: dict = {}   # shot_id -> time of the gentle cancel

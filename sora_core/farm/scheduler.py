@@ -118,9 +118,10 @@ class BatchRunner:
         if code == 0:
             r.status, r.error = "done", None
             r.frames, r.manifest, r.skipped = result.get("frames", 0), result.get("manifest"), bool(result.get("skipped"))
+            r.deliverables = list(result.get("deliverables") or [])
             self.on_event({"event": "shot_done", "shot": r.id, "attempt": attempt, "node": r.node,
                            "frames": r.frames, "manifest": r.manifest, "seconds": r.seconds,
-                           "skipped": r.skipped})
+                           "skipped": r.skipped, "deliverables": r.deliverables})
             return
         r.error = result.get("error") or f"exit code {code}"
         if code == CANCELLED_EXIT or self._cancel.is_set():

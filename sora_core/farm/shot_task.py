@@ -105,7 +105,9 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
     """Run one shot; return ``{exit_code, code, error, manifest, frames, seconds, node, ...}``.
 
     ``options``: ``python`` (worker Python), ``models_dirs``, ``cancel_grace`` (seconds),
-    ``keep_warm`` (seconds an idle worker keeps its model; 0 closes it after every shot).
+    ``keep_warm`` (seconds an idle worker keeps its model; 0 closes it after every shot),
+    ``export`` (formats to export the finished shot as, ``farm.deliver``), ``export_dir``,
+    ``export_crf``, ``export_watermark``.
     Events from the worker are passed to ``emit`` with ``shot``, ``attempt`` and ``node`` added.
     """
     from ..models_index import resolve_model
@@ -154,6 +156,10 @@ def execute_shot(shot_id: str, spec_data: dict, output_root: str, options: dict,
             except (SoraError, TimeoutError):
                 pass
             raise SoraError("cancelled", "cancelled: the batch was cancelled") from None
+        if options.get("export"):                  # deliverables, before the shot counts as done
+            from .deliver import export_after
+            result["deliverables"] = export_after(shot_id, str(out_dir), output_root, options,
+                                                  "skipped" in seen, lambda e: emit({**e, **tag}))
         result.update(exit_code=0, code="ok", manifest=done.get("manifest"),
                       frames=done.get("frames", 0), skipped="skipped" in seen,
                       job_seconds=(done.get("timings") or {}).get("total_s"))

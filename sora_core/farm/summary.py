@@ -38,6 +38,7 @@ class ShotResult:
     frames: int = 0
     manifest: str | None = None
     skipped: bool = False               # a rerun found the shot already complete
+    deliverables: list[str] = field(default_factory=list)   # --export: the signed files written
     history: list[dict] = field(default_factory=list)   # one record per attempt
 
     @property

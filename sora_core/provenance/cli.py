@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import signal
+import threading
 
 from ..errors import EXIT_OK, SoraError
 
@@ -75,22 +76,20 @@ def main(args) -> int:
     return cmd_verify(args)
 
 
-def _interrupt(*_args):
-    raise KeyboardInterrupt
-
-
 def cmd_export(args) -> int:
-    """SIGTERM (a host's cancel) ends the export like Ctrl-C: its temporaries are removed, exit 130."""
+    """SIGTERM (a host's cancel) stops the export at the next frame: its temporaries are removed,
+    exit 130. A flag, not an exception from the handler: c2pa's stream callbacks would swallow it."""
     from .export import export_shot
     from .identity import trust_anchors
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     show = (lambda event: print(json.dumps(event), flush=True)) if args.events else None
     try:
         result = export_shot(args.shot, args.format, args.out, frame=args.frame, crf=args.crf,
                              watermark=args.watermark, sign_cert=args.sign_cert, sign_key=args.sign_key,
                              anchors_pem=trust_anchors(args.trust), allow_unsigned=args.allow_unsigned,
-                             emit=show)
+                             emit=show, cancelled=stop.is_set)
     except SoraError as err:
         if args.events:
             print(json.dumps(err.to_event()), flush=True)

@@ -28,6 +28,13 @@ DEFAULT_CRF = 18
 EXPORT_LABEL = "org.sora.export"
 
 
+def deliverable_path(folder: str | Path, stem: str, fmt: str, one_frame: bool = False) -> Path:
+    """Where a host puts a shot's deliverable by default: ``folder/stem.mp4`` (``.mov``, ``.png``,
+    ``.jpg`` for one still), or the new folder ``folder/stem_png`` for a sequence."""
+    single = fmt in VIDEO or one_frame
+    return Path(folder) / (stem + (SUFFIXES[fmt][0] if single else f"_{fmt}"))
+
+
 def check_request(fmt: str, out: Path, frame: int | None, crf: int | None, watermark: bool = False) -> bool:
     """Refuse a malformed request before any work; returns whether the result is one file."""
     if fmt not in FORMATS:
@@ -73,12 +80,16 @@ def checked_shot(shot: Path, anchors_pem: str | None, allow_unsigned: bool):
 
 
 class Progress:
-    """``progress`` events (phase ``export``, one step a frame written, share and ETA) for a host."""
+    """``progress`` events (phase ``export``, one step a frame written, share and ETA) for a host,
+    and the cancel check between frames (``cancelled()`` true: the export stops, cleaning up)."""
 
-    def __init__(self, total: int, emit: Callable[[dict], None] | None):
+    def __init__(self, total: int, emit: Callable[[dict], None] | None, cancelled: Callable[[], bool] | None):
         self.total, self.emit, self.step, self.t0 = total, emit or (lambda event: None), 0, time.monotonic()
+        self.cancelled = cancelled or (lambda: False)
 
     def advance(self) -> None:
+        if self.cancelled():
+            raise SoraError("cancelled", "the export was cancelled; nothing was written")
         self.step += 1
         spent = time.monotonic() - self.t0
         self.emit({"event": "progress", "phase": "export", "step": self.step, "total": self.total,
@@ -121,7 +132,8 @@ def definition(manifest: dict, title: str, mime: str, export: dict, watermarked:
 def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None = None,
                 crf: int | None = None, watermark: bool = False, sign_cert: str | None = None,
                 sign_key: str | None = None, anchors_pem: str | None = None,
-                allow_unsigned: bool = False, emit: Callable[[dict], None] | None = None) -> dict:
+                allow_unsigned: bool = False, emit: Callable[[dict], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> dict:
     """Export ``shot`` as ``fmt`` into ``out``; returns ``{files, signer, ...}``. ``emit`` gets a
     ``progress`` event per frame encoded (the CLI's ``--events``, the add-on's progress bar)."""
     from .jws import _anchored, canonical_sha256
@@ -154,7 +166,7 @@ def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None =
     from .render import Renderer
 
     renderer = Renderer(shot, manifest, records, watermark and shot_sha)
-    progress = Progress(len(records), emit)
+    progress = Progress(len(records), emit, cancelled)
     base = {"shot_manifest_sha256": shot_sha, "view": renderer.view,
             "frames": [{"file": r["file"], "sha256": r["sha256"]} for r in records]}
     if single and fmt in VIDEO:
@@ -168,13 +180,15 @@ def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None =
             "signer": signer.info.to_dict(), "frames": len(records), "watermark": renderer.mark}
 
 
-def _signed(renderer, manifest: dict, plain: Path, dest: Path, mime: str, export: dict, signer) -> None:
-    """``plain`` signed into ``dest`` (the shot's manifest as parent ingredient); ``plain`` removed."""
+def _signed(renderer, manifest: dict, plain: Path, dest: Path, title: str, mime: str, export: dict,
+            signer) -> None:
+    """``plain`` signed into ``dest`` (the shot's manifest as parent ingredient); ``plain`` removed.
+    ``title`` is the name the file will have once renamed into place."""
     from .credentials import Ingredients, sign_embedded
 
     ingredients = Ingredients()
     ingredients.add_shot(renderer.shot, "parentOf", "shot")
-    sign_embedded(definition(manifest, dest.name, mime, export, bool(renderer.mark)), ingredients, plain,
+    sign_embedded(definition(manifest, title, mime, export, bool(renderer.mark)), ingredients, plain,
                   dest, mime, signer)
     plain.unlink()
 
@@ -188,7 +202,7 @@ def _export_video(renderer, manifest, fmt, out, crf, base, signer, progress: Pro
         info = encode_video(progress.counted(renderer.frames()), plain, fmt, renderer.fps, tags,
                             DEFAULT_CRF if crf is None else crf)
         export = {**base, **info, "watermark": renderer.mark}
-        _signed(renderer, manifest, plain, signed, VIDEO_MIME[fmt], export, signer)
+        _signed(renderer, manifest, plain, signed, out.name, VIDEO_MIME[fmt], export, signer)
         os.replace(signed, out)
     finally:
         plain.unlink(missing_ok=True)
@@ -207,7 +221,7 @@ def _export_still(renderer, manifest, fmt, out, index, base, signer, dest: Path 
         write_still(pixels, plain, fmt, "srgb" in renderer.view["display"].lower())
         export = {**base, "frames": [base["frames"][index]], "codec": f"8-bit {fmt.upper()}",
                   "width": pixels.shape[1], "height": pixels.shape[0], "watermark": renderer.mark}
-        _signed(renderer, manifest, plain, target, STILL_MIME[fmt], export, signer)
+        _signed(renderer, manifest, plain, target, (dest or out).name, STILL_MIME[fmt], export, signer)
         if dest is None:
             os.replace(target, out)
     finally:

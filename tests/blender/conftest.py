@@ -44,6 +44,7 @@ def scene(sora_addon, tmp_path):
     sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = 64, 64, 100
     sc.frame_start, sc.frame_end = 1, 9
     sc.render.fps, sc.render.fps_base = 24, 1.0
+    sc.render.use_sequencer = False     # earlier tests' strips would be what a render shows
     # Standard is exactly invertible and quick; AgX's inverse is refined numerically (slow on CPU)
     sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
     props = sc.sora
@@ -51,8 +52,10 @@ def scene(sora_addon, tmp_path):
                  "last_dir", "use_scene_frames", "use_scene_size",
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength", "still_source",
-                 "still_path", "key_a", "key_b", "guidance_2", "upsample"):
+                 "still_path", "key_a", "key_b", "guidance_2", "upsample", "transformer_file",
+                 "transformer_2_file", "vae_file", "preset"):
         props.property_unset(name)
+    props.loras.clear()
     if sc.node_tree is not None:
         for node in list(sc.node_tree.nodes):
             if node.bl_idname == "CompositorNodeImage":
@@ -102,3 +105,18 @@ def tick_until(sora_addon):
 def tiny_ltx2_hdr_path(tmp_path_factory):
     """Tiny LTX-2 HDR: mode hdr only (a display-referred clip in, linear HDR out)."""
     return _tiny_model(tmp_path_factory, "ltx2-hdr")
+
+
+FAMILY_MODELS = ("wan-t2v", "wan-i2v", "wan-ti2v", "wan-a14b", "wan-a14b-i2v", "ltx", "ltx2",
+                 "ltx2-upsampled")
+
+
+@pytest.fixture(scope="session")
+def family_models(tmp_path_factory, tiny_wan_vace_path):
+    """A tiny folder of every family the add-on runs (one subprocess builds them all), by the
+    tests/fixtures/tiny_models key; VACE is the session's own."""
+    root = tmp_path_factory.mktemp("blender_families")
+    code = ("import sys, pathlib; from tests.fixtures import tiny_models\n"
+            "for key in sys.argv[2:]: tiny_models.BUILDERS[key](pathlib.Path(sys.argv[1]) / f'tiny-{key}')")
+    subprocess.run([sys.executable, "-c", code, str(root), *FAMILY_MODELS], check=True, cwd=str(ROOT))
+    return {**{key: str(root / f"tiny-{key}") for key in FAMILY_MODELS}, "wan-vace": tiny_wan_vace_path}

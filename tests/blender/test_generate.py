@@ -152,10 +152,6 @@ def _alive(pid):
         return False
 
 
-@pytest.mark.xfail(reason="known defect found at the end of the 2026-12-03 stop: the panel's cancel of a "
-                   "tinyworld job ends by the client's kill after its grace instead of the worker's "
-                   "cooperative stop, so the warm worker does not survive; the core's cancel keeps "
-                   "its worker (tests/core/test_worker.py); to be fixed next stop", strict=False)
 def test_cancel_mid_job_then_file_load_stops_worker(scene, blender_model, sora_addon, tmp_path, tick_until):
     tasks, service, live = sora_addon.tasks, sora_addon.worker.service, sora_addon.live
     props = scene.sora

@@ -54,6 +54,7 @@ def test_install_enable_disable_cleanly(built, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = dict(os.environ, HOME=str(home), BLENDER_USER_RESOURCES=str(home / "blender"))
+    env.pop("PYTHONPATH", None)        # a developer's checkout on the path would hide the wheel
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("install_check.py")), str(zip_path)],
                           capture_output=True, text=True, env=env, timeout=120)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SORA_INSTALL ")), None)

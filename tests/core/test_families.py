@@ -152,3 +152,27 @@ def test_hdr_turns_a_clip_into_linear_exr_above_one(tiny_ltx2_hdr, tmp_path):
     manifest = json.loads((tmp_path / "hdr/manifest.json").read_text())
     assert manifest["color"]["output"].startswith("scene-linear from the model")
     assert manifest["spec"]["mode"] == "hdr"
+
+
+def test_a_shot_chains_generate_then_hdr_into_half_float_exr_above_one(tiny_ltx2, tiny_ltx2_hdr, tmp_path):
+    import OpenImageIO as oiio
+
+    from sora_core.frames.exr import read_image
+
+    out = sora("generate", "--prompt", "a red ball", "--model", tiny_ltx2, "--frames", "9", "--width", "64",
+               "--height", "64", "--steps", "1", "--out", "gen", "--name", "ball", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    made = tmp_path / "gen" / "ball.####.exr"
+    out = sora("hdr", "--input", made, "--model", tiny_ltx2_hdr, "--steps", "1", "--out", "hdr",
+               "--name", "ball_hdr", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    frames = sorted((tmp_path / "hdr").glob("ball_hdr.*.exr"))
+    assert [f.name for f in frames] == [f"ball_hdr.{n:04d}.exr" for n in range(1, 10)]   # numbered as its input
+    assert max(read_image(f).max() for f in frames) > 1.0
+    image = oiio.ImageInput.open(str(frames[0]))
+    try:
+        assert image.spec().format == oiio.TypeDesc("half")            # half float, nothing clamped
+    finally:
+        image.close()
+    manifest = json.loads((tmp_path / "hdr/manifest.json").read_text())
+    assert manifest["spec"]["inputs"]["frames"] == str(made) and manifest["spec"]["mode"] == "hdr"

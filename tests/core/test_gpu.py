@@ -73,3 +73,36 @@ def test_a14b_under_cpu_offload_keeps_one_expert_on_the_gpu_at_a_time(tiny_wan_a
     calls, _ = expert_calls(backend)
     backend.run(req("generate", 5, 32, steps=4, guidance_2=3.0), lambda s, t: None)
     assert {"transformer", "transformer_2"} <= set(calls) and set(resident) == {"cpu"}
+
+
+# (fixture, mode, frames, size): the new families' modes that start from frames, on CUDA in bfloat16
+INPUT_CASES = [("tiny_wan_ti2v", "animate", 5, 32), ("tiny_wan_a14b_i2v", "animate", 5, 32),
+               ("tiny_ltx2", "extend", 8, 64), ("tiny_ltx2_hdr", "hdr", 9, 64)]
+
+
+@pytest.mark.parametrize("fixture, mode, frames, size", INPUT_CASES, ids=[f"{c[0][5:]}-{c[1]}" for c in INPUT_CASES])
+def test_the_new_families_modes_from_frames_on_cuda(request, tmp_path, fixture, mode, frames, size):
+    import numpy as np
+
+    from sora_core.client import WorkerClient
+    from sora_core.frames.exr import read_image, write_exr
+    from sora_core.manifest import verify_frames
+    from sora_core.spec import ShotSpec
+
+    (tmp_path / "in").mkdir()
+    for n in range(1, 10):
+        write_exr(tmp_path / "in" / f"src.{n:04d}.exr", np.full((size, size, 3), 0.05 * n, np.float32), {})
+    pattern = str(tmp_path / "in" / "src.####.exr")
+    inputs = {"image": pattern.replace("####", "0001")} if mode == "animate" else {"frames": pattern}
+    if mode == "extend":
+        inputs["context"] = 1
+    spec = ShotSpec.from_dict({"mode": mode, "prompt": "a red ball", "model": request.getfixturevalue(fixture),
+                               "frames": frames, "width": size, "height": size, "steps": 2, "inputs": inputs,
+                               "output": {"dir": f"{fixture}-{mode}", "name": "s"},
+                               "runtime": {"device": "cuda", "dtype": "bfloat16", "memory": "model_cpu_offload"}})
+    with WorkerClient() as client:
+        done = client.run(spec, str(tmp_path))
+    assert done["frames"] == frames and verify_frames(done["manifest"]) == []
+    if mode == "hdr":                       # scene-linear HDR: values above 1.0 kept
+        shot = tmp_path / f"{fixture}-{mode}"
+        assert max(read_image(f).max() for f in shot.glob("s.*.exr")) > 1.0

@@ -250,6 +250,22 @@ def test_a_sequence_with_gaps_is_noted_and_strict_refuses_it(tiny_tinyworld, tmp
     assert out.returncode == 2 and "gaps (missing 3)" in out.stderr
 
 
+def test_a_sequence_of_mixed_sizes_is_noted_and_strict_refuses_it_with_no_frames(tiny_tinyworld, tmp_path):
+    """Found only once the worker reads the headers: a notice in the log and the shot made, or,
+    with --strict, exit 2 naming two of the sizes and nothing written."""
+    write_sequence(tmp_path / "in", "r", [1, 2, 3, 4], size=32)
+    pattern = write_sequence(tmp_path / "in", "r", [5, 6, 7, 8], size=48)
+    args = ["restyle", "--prompt", "a blue ball", "--model", tiny_tinyworld, "--input", pattern,
+            "--steps", "1", "--width", "32", "--height", "32"]
+    out = sora(*args, "--out", "s", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "mixes frame sizes (32x32 (r.0001.exr), 48x48 (r.0005.exr))" in out.stderr
+    assert len(exr_names(tmp_path / "s")) == 8
+    out = sora(*args, "--out", "t", "--strict", cwd=tmp_path)
+    assert out.returncode == 2 and "inputs.frames" in out.stderr and "48x48" in out.stderr, out.stderr
+    assert not (tmp_path / "t").exists() or not exr_names(tmp_path / "t")
+
+
 def test_an_input_over_the_size_limit_is_refused_from_its_header(tmp_path, monkeypatch):
     import numpy as np
     from sora_core.errors import SoraError
