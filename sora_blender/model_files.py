@@ -26,6 +26,30 @@ def _file(description: str):
     return StringProperty(name="", subtype="FILE_PATH", description=description)
 
 
+def offered_presets(props) -> list[str]:
+    """Preset names of the panel's model folder and LoRA sidecars (sora_core.presets)."""
+    from sora_core.errors import SoraError
+    from sora_core.presets import offered
+
+    from .models import model_info
+
+    info, _caps, _problem = model_info(props.model)
+    try:
+        return sorted(offered(info.path if info else None, to_spec(props)[1]))
+    except SoraError:
+        return []
+
+
+def _preset_search(self, context, edit_text):
+    return [n for n in offered_presets(self) if edit_text.lower() in n.lower()]
+
+
+def preset_prop():
+    return StringProperty(name="Preset", search=_preset_search,
+                          description="A fast preset (steps, guidance) named by the model's sora_model.json "
+                                      "or a LoRA's NAME.sora.json; the Steps and Guidance set here still win")
+
+
 def component_props() -> dict:
     """The three file properties, shared by the scene panel and the Model Files node."""
     return {
@@ -94,7 +118,8 @@ def draw_components(layout, owner, caps) -> None:
 
 
 def draw(layout, props, caps) -> None:
-    """The panel's Model Files box: component files, the LoRA list and the selected one's expert."""
+    """The panel's Model Files box: component files, the LoRA list (the selected one's expert) and
+    the preset."""
     box = layout.box()
     box.label(text="Model Files (over the model folder)", icon="FILE_BLEND")
     draw_components(box, props, caps)
@@ -106,6 +131,7 @@ def draw(layout, props, caps) -> None:
         box.template_list("SORA_UL_loras", "", props, "loras", props, "lora_index", rows=2)
         if caps is not None and caps.experts >= 2 and 0 <= props.lora_index < len(props.loras):
             box.prop(props.loras[props.lora_index], "target")
+    box.prop(props, "preset", icon="PRESET")
 
 
 def _abspath(path: str) -> str | None:

@@ -137,6 +137,7 @@ class SoraSceneProps(PropertyGroup):
     loras: CollectionProperty(type=model_files.SoraLora, name="LoRAs",
                               description="LoRA files applied to the model, each at its strength")
     lora_index: IntProperty(default=0)
+    preset: model_files.preset_prop()
 
 
 SoraSceneProps.__annotations__.update(model_files.component_props())    # transformer_file, ...

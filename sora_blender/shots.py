@@ -56,10 +56,14 @@ def next_version(root: Path, shot: str) -> str:
 
 
 def remove_if_empty(folder: str | Path) -> None:
-    try:
-        Path(folder).rmdir()
-    except OSError:
-        pass
+    """A reserved version folder nothing was written into, and its shot folder when that held
+    no other version (a refused first shot leaves nothing behind)."""
+    folder = Path(folder)
+    for path in (folder, folder.parent) if VERSION_RE.match(folder.name) else (folder,):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def check_shot_name(name: str) -> str:
@@ -360,7 +364,7 @@ def scene_spec(scene, props=None, prefs=None, reserve: bool = True) -> tuple[Sho
                     guidance_2=None if props.guidance_2 < 0 else props.guidance_2, upsample=props.upsample,
                     width=fitted.width, height=fitted.height, frames=frames, fps=fitted.fps,
                     prompt_schedule=schedule.to_spec(props) if mode in CHAIN_MODES else [],
-                    components=components, loras=loras,
+                    components=components, loras=loras, preset=props.preset.strip() or None,
                     inputs=inputs, output=out, color=scene_color(scene), runtime=spec_runtime(prefs))
     spec.validate()
     if reserve:

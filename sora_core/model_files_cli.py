@@ -21,6 +21,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora", action="append", default=[], metavar="FILE[@STRENGTH[@TARGET]]",
                    help="a LoRA (.safetensors) at STRENGTH (default 1.0), on TARGET "
                         f"({', '.join(LORA_TARGETS)}; default all); repeatable")
+    g.add_argument("--preset", metavar="NAME", help="a fast preset (steps, guidance) named in the model's "
+                   "sora_model.json or a LoRA's NAME.sora.json; --steps/--guidance still win")
 
 
 def _abs(path: str | None) -> str | None:
@@ -46,7 +48,7 @@ def spec_part(args) -> dict:
     """The spec keys the flags give (``components`` and ``loras``)."""
     return {"components": {"transformer": _abs(args.transformer), "transformer_2": _abs(args.transformer_2),
                            "vae": _abs(args.vae)},
-            "loras": [parse_lora(v) for v in args.lora]}
+            "loras": [parse_lora(v) for v in args.lora], "preset": args.preset}
 
 
 def print_files(roots, models, as_json: bool) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .capabilities import FAMILIES, PIPELINE_FAMILIES, Capabilities
 from .errors import SoraError
+from .presets import parse as parse_presets
 
 RULES_FILE = "sora_model.json"
 # where an LTX-2 folder keeps its two-stage latent upsampler, in the order looked for
@@ -246,10 +247,15 @@ def _overridden(caps: Capabilities, model_dir: Path) -> Capabilities:
         return caps
     values = {}
     for key, value in data.items():
+        if key == "presets":            # named steps/guidance, not a rule (presets.py)
+            parse_presets(value, path)
+            continue
         values[key] = _override_value(path, key, value, caps)
     result = dataclasses.replace(caps, **values)
     _check_overridden(path, result)
-    names = ", ".join(f"{k}={json.dumps(data[k])}" for k in data)
+    names = ", ".join(f"{k}={json.dumps(data[k])}" for k in data if k != "presets")
+    if not names:
+        return result
     return dataclasses.replace(result, notes=result.notes + (f"{RULES_FILE} sets {names}",))
 
 

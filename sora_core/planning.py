@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .capabilities import CHAIN_MODES, SEQUENCE_MODES, TWO_STAGE_MODES, Capabilities
 from .errors import SoraError, invalid
 from .frames.sequence import select_range
 from .longshot import MAX_SHOT_SECONDS, Pass, largest_valid, plan_passes, positions, switch_frames
+from .presets import Preset
 from .spec import ShotSpec
 
 
@@ -48,6 +50,7 @@ class Plan:
     passes: tuple[Pass, ...]
     guidance_2: float | None = None     # the low-noise expert's (two-expert models only)
     upsample: int = 1                   # 2: each pass made at half size, upsampled, refined (two stages)
+    preset: dict | None = None          # the preset that ran (presets.Preset.to_dict)
     first_number: int                   # number of the earliest written frame
     backward: bool = False              # the chain grows towards the start (extend backward)
     first_known: dict[int, str] = field(default_factory=dict)  # pass 0: position -> given file
@@ -72,7 +75,7 @@ class Plan:
                 f"{max(p.frames for p in self.passes)} frames")
 
 
-def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None) -> Plan:
+def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None, preset=None) -> Plan:
     """Decide what ``spec`` becomes on a model with ``caps``; raise when it cannot be made."""
     available = available or Available()
     mode = spec.mode
@@ -175,14 +178,20 @@ def plan(spec: ShotSpec, caps: Capabilities, available: Available | None = None)
         if len(text.split()) > caps.max_prompt_words:
             notes.append(f"prompt has {len(text.split())} words; {caps.family} reads about "
                          f"{caps.max_prompt_words}, the rest may be ignored")
-    guidance = caps.default_guidance if spec.guidance is None else spec.guidance
+    chosen = preset or Preset("", "")           # a preset fills in what the spec leaves unset
+    guidance = next(g for g in (spec.guidance, chosen.guidance, caps.default_guidance) if g is not None)
     guidance_2 = None
     if caps.experts >= 2:
-        guidance_2 = next(g for g in (spec.guidance_2, caps.default_guidance_2, guidance) if g is not None)
+        guidance_2 = next(g for g in (spec.guidance_2, chosen.guidance_2, caps.default_guidance_2, guidance)
+                          if g is not None)
     elif spec.guidance_2 is not None:
         notes.append(f"guidance_2 is ignored: {caps.family} models have one expert")
+    if preset is not None:
+        notes.append(f"preset {preset.name} ({Path(preset.source).name}): "
+                     f"{spec.steps or chosen.steps or caps.default_steps} steps, guidance {guidance:g}")
     return Plan(spec=spec, family=caps.family, mode=mode, width=width, height=height, fps=fps,
-                steps=spec.steps or caps.default_steps, guidance=guidance, guidance_2=guidance_2,
+                steps=spec.steps or chosen.steps or caps.default_steps, guidance=guidance, guidance_2=guidance_2,
+                preset=preset.to_dict() if preset else None,
                 upsample=upsample, passes=tuple(passes), first_number=first_number, backward=backward,
                 first_known=first_known, video=video, notices=tuple(notes))
 

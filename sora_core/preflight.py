@@ -9,7 +9,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from . import model_files, planning
+from . import model_files, planning, presets
 from .capabilities import SEQUENCE_MODES
 from .errors import SoraError, invalid
 from .frames.sequence import find_sequence, frame_path, gaps
@@ -41,7 +41,7 @@ def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
         raise invalid("components", "the bundled model takes no component files or LoRAs",
                       hint="name a Wan or LTX-Video base folder with --model")
     available = available_inputs(spec)
-    plan = planning.plan(spec, model.capabilities, available)
+    plan = planning.plan(spec, model.capabilities, available, presets.resolve(spec, model.path))
     given = {"animate": ("inputs.image", plan.first_known.values()),
              "interpolate": ("inputs.keyframes", plan.first_known.values()),
              "control": ("inputs.reference", [spec.inputs.reference] if spec.inputs.reference else [])}

@@ -114,6 +114,8 @@ class ShotState:
                         passes=self.passes, passes_total=len(plan.passes), color=self.color)
         if self.audio:
             manifest["audio"] = self.audio
+        if plan.preset:
+            manifest["preset"] = plan.preset
         return write_manifest(self.out_dir, manifest, self.folder)
 
 

@@ -155,6 +155,7 @@ class ShotSpec:
     guidance: float | None = None
     guidance_2: float | None = None     # the low-noise expert's guidance (two-expert models)
     upsample: str = "auto"              # two stages with the folder's latent upsampler: auto, on, off
+    preset: str | None = None           # a named preset of the model or a LoRA (presets.py)
     width: int | None = None
     height: int | None = None
     frames: int | None = None

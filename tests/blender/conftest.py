@@ -53,7 +53,7 @@ def scene(sora_addon, tmp_path):
                  "seq_source", "seq_path", "use_scene_range", "direction", "extend_frames",
                  "context_frames", "link_composite", "add_strip", "strength", "still_source",
                  "still_path", "key_a", "key_b", "guidance_2", "upsample", "transformer_file",
-                 "transformer_2_file", "vae_file"):
+                 "transformer_2_file", "vae_file", "preset"):
         props.property_unset(name)
     props.loras.clear()
     if sc.node_tree is not None:

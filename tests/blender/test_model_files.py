@@ -106,3 +106,26 @@ def test_a_pickle_in_the_panel_is_refused_before_any_worker(scene, sora_addon, t
         sora_addon.shots.scene_spec(scene, reserve=False)
     assert err.value.exit_code == 2 and err.value.field == "loras[0].path"
     assert bpy.ops.sora.lora_remove() == {"FINISHED"} and len(props.loras) == 0
+
+
+def test_the_panel_offers_the_presets_of_the_model_and_its_loras(scene, sora_addon, tiny_wan_t2v_path, files,
+                                                                 tmp_path):
+    import shutil
+
+    model = Path(shutil.copytree(tiny_wan_t2v_path, tmp_path / "tiny-wan-fast"))
+    (model / "sora_model.json").write_text(json.dumps({"presets": {"fast": {"steps": 1, "guidance": 1.0}}}))
+    lora = Path(shutil.copy(files["loras"][0], tmp_path / "distill.safetensors"))
+    (tmp_path / "distill.sora.json").write_text(json.dumps({"presets": {"distill-2step": {"steps": 2}}}))
+    props = _setup(scene, str(model))
+    props.steps = 0                                 # the preset's steps, not the panel's
+    assert sora_addon.model_files.offered_presets(props) == ["fast"]
+    assert bpy.ops.sora.lora_add() == {"FINISHED"}
+    props.loras[-1].path = str(lora)
+    assert sora_addon.model_files.offered_presets(props) == ["distill-2step", "fast"]
+    props.preset = "distill-2step"
+    assert ("prop", "preset", True) in draw(bpy.types.SORA_PT_view3d)
+    assert bpy.ops.sora.generate() == {"FINISHED"}
+    assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
+    manifest = json.loads((Path(props.last_dir) / "manifest.json").read_text())
+    assert manifest["preset"]["name"] == "distill-2step" and manifest["spec"]["steps"] == 2
+    assert manifest["preset"]["source"] == str(tmp_path / "distill.sora.json")

@@ -185,3 +185,40 @@ def test_headless_exports_after_generating_and_refuses_a_tampered_shot(scene, ch
     assert again.returncode == 65, again.stdout[-2000:] + again.stderr[-2000:]
     assert "cached, not run again" in again.stdout and "ProvShots_Generate.0005.exr" in again.stderr
     assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())
+
+
+def test_generate_signs_with_the_preferences_identity(signing, chain, scene, sora_addon):
+    scene.sora.model, scene.sora.prompt, scene.sora.steps, scene.sora.frames = "tinyworld", "a red ball", 2, 5
+    assert bpy.ops.sora.generate() == {"FINISHED"}
+    assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
+    folder = Path(scene.sora.last_dir)
+    assert (folder / "manifest.c2pa").is_file()                   # the worker had the identity (paths)
+    assert sora_addon.worker.service._env["SORA_SIGN_KEY"] == str(chain["key"])
+    bpy.ops.sora.verify_shot()
+    state = sora_addon.live.verification(str(folder))
+    assert (state.verdict, state.signer) == ("verified", "Test Studio Signer"), state
+
+
+def test_the_studio_policy_refuses_in_blender_naming_the_rule(signing, scene, sora_addon, tmp_path, monkeypatch):
+    folder = _signed_footage(tmp_path)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"deny_prompts": [{"pattern": r"jane\s+doe", "reason": "client talent"}],
+                                  "export": {"signer": {"organization": "Example Studio"}}}))
+    sora_addon.worker.service.stop_worker("the policy changed")      # a studio sets it before Blender starts
+    monkeypatch.setenv("SORA_POLICY", str(policy))
+    out = tmp_path / "refused.mp4"
+    with pytest.raises(RuntimeError, match="export.signer.organization"):
+        bpy.ops.sora.export_deliverable(format="mp4", filepath=str(out))
+    state = sora_addon.live.export_job(scene.session_uid)
+    assert state.state == "ERROR" and "refused by policy rule export.signer.organization" in state.error
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == []
+
+    scene.sora.model, scene.sora.prompt, scene.sora.steps = "tinyworld", "Jane Doe waves", 1
+    with pytest.raises(RuntimeError):
+        bpy.ops.sora.generate()
+    job = sora_addon.live.job(scene)
+    assert job.state == "ERROR" and "deny_prompts[0] (client talent)" in job.error, job.error
+    shots = Path(bpy.context.preferences.addons["sora_blender"].preferences.output_dir)
+    assert sorted(p.name for p in shots.iterdir()) == ["plate"] and folder.parent.name == "plate"   # nothing written
+    monkeypatch.delenv("SORA_POLICY")
+    sora_addon.worker.service.stop_worker("the policy changed")
