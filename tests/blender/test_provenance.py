@@ -85,6 +85,19 @@ def test_the_sub_panel_shows_valid_untrusted_trusted_then_the_tampered_frame(sig
     assert "Signer: Test Studio Signer (Test Studio)" in shown
     assert any(line.startswith("untrusted") for line in shown), shown
 
+    tree = bpy.data.node_groups.new("ProvDraw", "SoraShotTree")       # the node editor's sub-panel:
+    node = tree.nodes.new("SoraGenerateNode")                         # the active node's result
+    node.result_dir = str(folder)
+    tree.nodes.active = node
+
+    class Context:
+        space_data = type("Space", (), {"tree_type": "SoraShotTree", "edit_tree": tree})()
+        scene = bpy.context.scene
+
+    shown = labels(draw(bpy.types.SORA_PT_shot_nodes_provenance, Context()))
+    bpy.data.node_groups.remove(tree)
+    assert "Verified: signature valid, frames match" in shown and f"plate/{folder.name}" in shown
+
     signing.trust_anchors = str(chain["root"])
     bpy.ops.sora.verify_shot()
     assert live.verification(str(folder)).trusted
