@@ -56,10 +56,14 @@ def next_version(root: Path, shot: str) -> str:
 
 
 def remove_if_empty(folder: str | Path) -> None:
-    try:
-        Path(folder).rmdir()
-    except OSError:
-        pass
+    """A reserved version folder nothing was written into, and its shot folder when that held
+    no other version (a refused first shot leaves nothing behind)."""
+    folder = Path(folder)
+    for path in (folder, folder.parent) if VERSION_RE.match(folder.name) else (folder,):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def check_shot_name(name: str) -> str:

@@ -180,13 +180,15 @@ def export_shot(shot: str | Path, fmt: str, out: str | Path, frame: int | None =
             "signer": signer.info.to_dict(), "frames": len(records), "watermark": renderer.mark}
 
 
-def _signed(renderer, manifest: dict, plain: Path, dest: Path, mime: str, export: dict, signer) -> None:
-    """``plain`` signed into ``dest`` (the shot's manifest as parent ingredient); ``plain`` removed."""
+def _signed(renderer, manifest: dict, plain: Path, dest: Path, title: str, mime: str, export: dict,
+            signer) -> None:
+    """``plain`` signed into ``dest`` (the shot's manifest as parent ingredient); ``plain`` removed.
+    ``title`` is the name the file will have once renamed into place."""
     from .credentials import Ingredients, sign_embedded
 
     ingredients = Ingredients()
     ingredients.add_shot(renderer.shot, "parentOf", "shot")
-    sign_embedded(definition(manifest, dest.name, mime, export, bool(renderer.mark)), ingredients, plain,
+    sign_embedded(definition(manifest, title, mime, export, bool(renderer.mark)), ingredients, plain,
                   dest, mime, signer)
     plain.unlink()
 
@@ -200,7 +202,7 @@ def _export_video(renderer, manifest, fmt, out, crf, base, signer, progress: Pro
         info = encode_video(progress.counted(renderer.frames()), plain, fmt, renderer.fps, tags,
                             DEFAULT_CRF if crf is None else crf)
         export = {**base, **info, "watermark": renderer.mark}
-        _signed(renderer, manifest, plain, signed, VIDEO_MIME[fmt], export, signer)
+        _signed(renderer, manifest, plain, signed, out.name, VIDEO_MIME[fmt], export, signer)
         os.replace(signed, out)
     finally:
         plain.unlink(missing_ok=True)
@@ -219,7 +221,7 @@ def _export_still(renderer, manifest, fmt, out, index, base, signer, dest: Path 
         write_still(pixels, plain, fmt, "srgb" in renderer.view["display"].lower())
         export = {**base, "frames": [base["frames"][index]], "codec": f"8-bit {fmt.upper()}",
                   "width": pixels.shape[1], "height": pixels.shape[0], "watermark": renderer.mark}
-        _signed(renderer, manifest, plain, target, STILL_MIME[fmt], export, signer)
+        _signed(renderer, manifest, plain, target, (dest or out).name, STILL_MIME[fmt], export, signer)
         if dest is None:
             os.replace(target, out)
     finally:

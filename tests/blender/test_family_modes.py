@@ -65,7 +65,7 @@ def test_every_mode_of_a_family_from_the_panel(scene, family_models, family, tmp
     props.seq_start, props.seq_end = 3, 11
     props.still_source, props.still_path = "FILE", lead.replace("####", "0003")
     props.frames, props.extend_frames, props.key_a, props.key_b = n, n - 1, 3, 11
-    props.direction = "forward"
+    props.direction, props.add_strip = "forward", caps.audio      # LTX-2: frames and sound into the sequencer
     if caps.experts == 2:
         props.guidance_2 = 2.0
     for mode in modes:
@@ -80,6 +80,10 @@ def test_every_mode_of_a_family_from_the_panel(scene, family_models, family, tmp
         assert numbers[0] == first and (count is None or len(numbers) == count), (mode, numbers)
         node = scene.node_tree.nodes[props.shot_name]                     # landed in the compositor
         assert node.frame_start == numbers[0] and node.frame_duration == len(numbers)
+        if caps.audio and mode == "generate":                             # the WAV on a sound strip
+            strips = getattr(scene.sequence_editor, "strips", None) or scene.sequence_editor.sequences
+            sound = strips.get(f"{props.shot_name} sound")
+            assert sound is not None and sound.type == "SOUND" and int(sound.frame_start) == numbers[0]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

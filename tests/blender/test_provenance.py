@@ -85,6 +85,19 @@ def test_the_sub_panel_shows_valid_untrusted_trusted_then_the_tampered_frame(sig
     assert "Signer: Test Studio Signer (Test Studio)" in shown
     assert any(line.startswith("untrusted") for line in shown), shown
 
+    tree = bpy.data.node_groups.new("ProvDraw", "SoraShotTree")       # the node editor's sub-panel:
+    node = tree.nodes.new("SoraGenerateNode")                         # the active node's result
+    node.result_dir = str(folder)
+    tree.nodes.active = node
+
+    class Context:
+        space_data = type("Space", (), {"tree_type": "SoraShotTree", "edit_tree": tree})()
+        scene = bpy.context.scene
+
+    shown = labels(draw(bpy.types.SORA_PT_shot_nodes_provenance, Context()))
+    bpy.data.node_groups.remove(tree)
+    assert "Verified: signature valid, frames match" in shown and f"plate/{folder.name}" in shown
+
     signing.trust_anchors = str(chain["root"])
     bpy.ops.sora.verify_shot()
     assert live.verification(str(folder)).trusted
@@ -185,3 +198,55 @@ def test_headless_exports_after_generating_and_refuses_a_tampered_shot(scene, ch
     assert again.returncode == 65, again.stdout[-2000:] + again.stderr[-2000:]
     assert "cached, not run again" in again.stdout and "ProvShots_Generate.0005.exr" in again.stderr
     assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())
+
+
+def test_generate_signs_with_the_preferences_identity(signing, chain, scene, sora_addon):
+    scene.sora.model, scene.sora.prompt, scene.sora.steps, scene.sora.frames = "tinyworld", "a red ball", 2, 5
+    assert bpy.ops.sora.generate() == {"FINISHED"}
+    assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
+    folder = Path(scene.sora.last_dir)
+    assert (folder / "manifest.c2pa").is_file()                   # the worker had the identity (paths)
+    assert sora_addon.worker.service._env["SORA_SIGN_KEY"] == str(chain["key"])
+    bpy.ops.sora.verify_shot()
+    state = sora_addon.live.verification(str(folder))
+    assert (state.verdict, state.signer) == ("verified", "Test Studio Signer"), state
+
+
+def test_the_studio_policy_refuses_in_blender_naming_the_rule(signing, scene, sora_addon, tmp_path, monkeypatch):
+    folder = _signed_footage(tmp_path)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"deny_prompts": [{"pattern": r"jane\s+doe", "reason": "client talent"}],
+                                  "export": {"signer": {"organization": "Example Studio"}}}))
+    sora_addon.worker.service.stop_worker("the policy changed")      # a studio sets it before Blender starts
+    monkeypatch.setenv("SORA_POLICY", str(policy))
+    out = tmp_path / "refused.mp4"
+    with pytest.raises(RuntimeError, match="export.signer.organization"):
+        bpy.ops.sora.export_deliverable(format="mp4", filepath=str(out))
+    state = sora_addon.live.export_job(scene.session_uid)
+    assert state.state == "ERROR" and "refused by policy rule export.signer.organization" in state.error
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == []
+
+    scene.sora.model, scene.sora.prompt, scene.sora.steps = "tinyworld", "Jane Doe waves", 1
+    with pytest.raises(RuntimeError):
+        bpy.ops.sora.generate()
+    job = sora_addon.live.job(scene)
+    assert job.state == "ERROR" and "deny_prompts[0] (client talent)" in job.error, job.error
+    shots = Path(bpy.context.preferences.addons["sora_blender"].preferences.output_dir)
+    assert sorted(p.name for p in shots.iterdir()) == ["plate"] and folder.parent.name == "plate"   # nothing written
+    monkeypatch.delenv("SORA_POLICY")
+    sora_addon.worker.service.stop_worker("the policy changed")
+
+
+def test_export_without_an_identity_says_where_to_set_one(scene, sora_addon, tmp_path, monkeypatch):
+    for var in ("SORA_SIGN_CERT", "SORA_SIGN_KEY", "SORA_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))     # no studio config file either
+    assert bpy.ops.sora.import_footage(filepath=_png_frames(tmp_path / "src"), name="plate") == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="no signing identity"):
+        bpy.ops.sora.export_deliverable(format="mp4", allow_unsigned=True)
+    state = sora_addon.live.export_job(scene.session_uid)
+    assert state.hint == sora_addon.provenance.SIGNING_HINT
+    bpy.ops.sora.verify_shot()
+    shown = " ".join(labels(draw(getattr(bpy.types, PANEL))))
+    assert "Fix: set Signing Chain and Signing Key" in shown
+    assert "Unverified: not signed (frames match the manifest)" in shown and "Signer:" not in shown

@@ -59,6 +59,7 @@ def test_mp4_and_png_carry_a_valid_c2pa_manifest_whose_parent_is_the_shot(export
             state = reader.get_validation_state()
         assert state == "Valid"        # valid; its signer untrusted (a self-made root)
         active = store["manifests"][store["active_manifest"]]
+        assert active["title"] == file.name            # the name it was renamed to, not a temporary's
         labels = {a["label"] for a in active["assertions"]}
         assert {"c2pa.actions.v2", "org.sora.generation", "org.sora.export"} <= labels
         actions = assertion(active, "c2pa.actions.v2")["actions"]
