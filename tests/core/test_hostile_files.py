@@ -94,3 +94,11 @@ def test_a_gguf_of_another_architecture_is_refused_naming_both(tiny_wan_t2v, tin
     other = mf.write_gguf(llm, tmp_path / "llama-Q8_0.gguf", arch="llama")
     err = refused(lambda: load_backend(Path(tiny_wan_t2v), Runtime(), {"transformer": str(other)}))
     assert "llama-Q8_0.gguf" in err.message and err.field == "components.transformer"
+
+
+def test_a_quantization_sora_cannot_apply_is_refused_by_name(tiny_wan_t2v, tmp_path):
+    state = mf.wan_original_keys(mf.transformer_state(tiny_wan_t2v), comfy=True)
+    state["model.diffusion_model.blocks.0.self_attn.q.weight_scale"] = torch.ones(1)
+    path = mf.save(state, tmp_path / "wan_nvfp4.safetensors")
+    err = refused(lambda: load_backend(Path(tiny_wan_t2v), Runtime(), {"transformer": str(path)}))
+    assert "uses a quantization sora cannot apply" in err.message and "q.weight_scale" in err.message

@@ -23,6 +23,8 @@ def comfy_root(tiny_wan_t2v, tmp_path_factory):
     mf.save(mf.wan_original_keys(state, comfy=True), root / "diffusion_models" / "wan_tiny_bf16.safetensors",
             torch.bfloat16)
     mf.write_gguf(mf.wan_original_keys(state), root / "unet" / "wan_tiny-Q8_0.gguf")
+    mf.write_fp8(mf.wan_original_keys(state, comfy=True), root / "diffusion_models" / "wan_tiny_fp8_scaled.safetensors",
+                 scaled=True)
     mf.comfy_lora(state, root / "loras" / "style.safetensors")
     (root / "vae").mkdir()
     shutil.copy(next((Path(tiny_wan_t2v) / "vae").glob("*.safetensors")), root / "vae" / "wan_vae.safetensors")
@@ -95,6 +97,7 @@ def test_models_lists_a_comfy_tree_with_what_each_file_is(tiny_wan_t2v, comfy_ro
     assert "bf16" in files["wan_tiny_bf16.safetensors"]["label"]
     assert Path(tiny_wan_t2v).name in files["wan_tiny_bf16.safetensors"]["pairs"]
     assert "Q8_0" in files["wan_tiny-Q8_0.gguf"]["label"] and files["wan_tiny-Q8_0.gguf"]["pairs"]
+    assert files["wan_tiny_fp8_scaled.safetensors"]["label"].endswith(", fp8 scaled")
     assert files["style.safetensors"]["label"] == "Wan LoRA rank 2, 6 modules (ComfyUI keys)"
     assert files["old.ckpt"]["problem"].startswith("refused")
     assert files["wan_vae.safetensors"]["role"] == "vae"
