@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     studio.resize(1500, 900)
     studio.show()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: studio.close())
+        signal.signal(sig, lambda *_: QtCore.QTimer.singleShot(0, studio.close))   # inside exec
     print(f"sora studio: {root} ({len(studio.history.records)} shots)", flush=True)
     if args.open:
         studio.open_shot(args.open)

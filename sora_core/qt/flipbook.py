@@ -1,6 +1,10 @@
 """Flipbook: play a shot folder or any EXR/PNG sequence through the shot's view transform.
 
-Plays at the sequence's fps (a frame not yet decoded holds the picture rather than skipping),
+Plays at the sequence's fps: frame k is due at start + k / fps on the monotonic clock and a
+single-shot precise timer is re-armed for each deadline, so the rate is the fps itself rather
+than 1000 / round(1000 / fps) (41.7 ms rounded to 42 ms played 23.8 fps); a frame shown late
+(the process starved for a moment) is caught up on the next ones, and a frame not yet decoded
+holds the picture rather than skipping (the clock restarts from it).
 scrubs, loops and steps (arrow keys); shows the frame number and timecode; exposure and the
 display/view/look pickers go through the core's ``ViewTransform``; A/B compares two versions
 as a wipe or side by side; the side panel shows the provenance. Frames are decoded ahead on a
@@ -10,9 +14,12 @@ memory.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import SoraError
 from .compat import Qt, QtCore, QtWidgets, Signal
@@ -21,6 +28,8 @@ from .provenance_view import ProvenancePanel
 from .viewer import COMPARE_MODES, ImageView, to_qimage
 
 PREFETCH = 12            # frames decoded ahead of the playhead
+CATCH_UP_S = 0.25        # a frame shown up to this late keeps the clock (the next ones come
+                         # sooner, none skipped); later than that, the clock restarts from it
 NO_LOOK = "(no look)"
 
 
@@ -45,8 +54,10 @@ class Flipbook(QtWidgets.QWidget):
         self.transform = None
         self.cache = FrameCache(cache_mb << 20, on_ready=self._ready.emit)
         self.shown_times: deque = deque(maxlen=240)   # monotonic time of each frame shown
-        self._timer = QtCore.QTimer(self)
+        self._timer = QtCore.QTimer(self, singleShot=True)
         self._timer.setTimerType(Qt.PreciseTimer)
+        self._clock = (0.0, 0)          # (monotonic start, frames shown since) of the playback
+        self._playing = False
         self._timer.timeout.connect(self._tick)
         self._ready.connect(self._on_ready, Qt.QueuedConnection)
         self._build()
@@ -128,17 +139,24 @@ class Flipbook(QtWidgets.QWidget):
         number = self.seq.number(index)
         self.frame_label.setText(f"frame {number}  ·  {timecode(index, self.seq.fps)}  ·  "
                                  f"{index + 1}/{len(self.seq)}")
-        if not self._timer.isActive():
+        if not self.playing:
             self._show_header()
         self.frame_changed.emit(number)
         return True
 
     def play(self) -> None:
         if self.seq is not None:
-            self._timer.start(max(1, round(1000 / self.fps.value())))
+            self._playing = True
+            self._clock = (time.monotonic(), 0)
+            self._arm()
             self.play_button.setText("Pause")
 
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
     def pause(self) -> None:
+        self._playing = False
         self._timer.stop()
         self.play_button.setText("Play")
         self._show_header()
@@ -149,9 +167,14 @@ class Flipbook(QtWidgets.QWidget):
             self.show_index(self._wrap(self.index + delta), wait=True)
 
     def playback_rate(self) -> float:
-        """Frames per second actually shown over the recent frames."""
+        """Frames per second shown over the recent frames: the slope of a line fitted through
+        their display times (one late frame does not move it as a first-to-last span would)."""
         times = list(self.shown_times)
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and times[-1] > times[0] else 0.0
+        if len(times) < 3 or times[-1] <= times[0]:
+            return 0.0
+        t = np.asarray(times) - times[0]
+        k = np.arange(len(t), dtype=float)
+        return float(1.0 / np.polyfit(k, t, 1)[0])
 
     def closeEvent(self, event):
         self.pause()
@@ -163,7 +186,7 @@ class Flipbook(QtWidgets.QWidget):
         self.view = ImageView()
         self.title = QtWidgets.QLabel("no shot")
         self.play_button = QtWidgets.QPushButton("Play")
-        self.play_button.clicked.connect(lambda: self.pause() if self._timer.isActive() else self.play())
+        self.play_button.clicked.connect(lambda: self.pause() if self.playing else self.play())
         back, fwd = QtWidgets.QToolButton(), QtWidgets.QToolButton()
         back.setText("◀")
         fwd.setText("▶")
@@ -172,7 +195,7 @@ class Flipbook(QtWidgets.QWidget):
         self.loop = QtWidgets.QCheckBox("loop")
         self.loop.setChecked(True)
         self.fps = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.5, maximum=240.0, suffix=" fps")
-        self.fps.valueChanged.connect(lambda: self.play() if self._timer.isActive() else None)
+        self.fps.valueChanged.connect(lambda: self.play() if self.playing else None)
         self.slider = QtWidgets.QSlider(Qt.Horizontal)
         self.slider.valueChanged.connect(lambda i: self.show_index(i, wait=True))
         self.frame_label = QtWidgets.QLabel("frame –")
@@ -281,14 +304,32 @@ class Flipbook(QtWidgets.QWidget):
         n = len(self.seq)
         return index % n if self.loop.isChecked() else max(0, min(n - 1, index))
 
+    def _arm(self) -> None:
+        """Wake at the next frame's deadline (whole milliseconds; the deadline itself is exact,
+        so rounding never accumulates)."""
+        start, shown = self._clock
+        due = start + (shown + 1) / self.fps.value()
+        self._timer.start(max(0, math.ceil((due - time.monotonic()) * 1000)))
+
     def _tick(self) -> None:
-        if self.seq is None:
+        if self.seq is None or not self._playing:
             return
         nxt = self.index + 1
         if nxt >= len(self.seq) and not self.loop.isChecked():
             self.pause()
             return
-        self.show_index(self._wrap(nxt))       # not decoded yet: hold this frame, try next tick
+        start, shown = self._clock
+        period = 1.0 / self.fps.value()
+        now = time.monotonic()
+        if now < start + (shown + 1) * period - 0.0005:     # woke early (ms rounding): wait
+            self._arm()
+            return
+        if self.show_index(self._wrap(nxt)):
+            late = now - (start + (shown + 1) * period)
+            self._clock = (now, 0) if late > CATCH_UP_S else (start, shown + 1)   # far behind: restart
+        else:                                           # not decoded yet: hold, retry in 5 ms
+            self._clock = (now - period + 0.005, 0)
+        self._arm()
 
     def _prefetch(self) -> None:
         for k in range(1, PREFETCH + 1):
@@ -300,7 +341,7 @@ class Flipbook(QtWidgets.QWidget):
                 self.cache.request("b", min(index, len(self.seq_b) - 1))
 
     def _on_ready(self, slot: str, index: int) -> None:
-        if self.seq is not None and index == self.index and not self._timer.isActive():
+        if self.seq is not None and index == self.index and not self.playing:
             self.show_index(index)
 
     def _compare_changed(self, mode: str) -> None:

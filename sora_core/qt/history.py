@@ -69,6 +69,7 @@ def thumbnail_pixels(record: ShotRecord):
 
 class HistoryView(QtWidgets.QWidget):
     open_shot = Signal(str)              # a shot folder
+    compare_shot = Signal(str)           # a shot folder to show as the flipbook's B
     use_as_input = Signal(str, str)      # mode (extend, animate, restyle), shot folder
     _thumb = Signal(str, object)
 
@@ -95,6 +96,7 @@ class HistoryView(QtWidgets.QWidget):
         top.addWidget(refresh)
         actions = QtWidgets.QHBoxLayout()
         for name, slot in (("Open", lambda r: self.open_shot.emit(str(r.folder))),
+                           ("Compare (B)", lambda r: self.compare_shot.emit(str(r.folder))),
                            ("Extend", lambda r: self.use_as_input.emit("extend", str(r.folder))),
                            ("Copy spec", self.copy_spec), ("Reveal", self.reveal)):
             button = QtWidgets.QPushButton(name)
@@ -182,6 +184,7 @@ class HistoryView(QtWidgets.QWidget):
             return
         menu = QtWidgets.QMenu(self)
         menu.addAction("Open in flipbook", lambda: self.open_shot.emit(str(record.folder)))
+        menu.addAction("Compare with the open shot (B)", lambda: self.compare_shot.emit(str(record.folder)))
         for mode in ("extend", "animate", "restyle"):
             menu.addAction(f"Use as input: {mode}", lambda m=mode: self.use_as_input.emit(m, str(record.folder)))
         menu.addAction("Copy spec", lambda: self.copy_spec(record))

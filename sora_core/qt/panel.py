@@ -19,6 +19,7 @@ from ..preflight import plan_shot
 from ..spec import DIRECTIONS, RANGES, ShotSpec
 from .compat import QtCore, QtGui, QtWidgets, Signal
 from .fields import FormRows, KeyframeTable, PathField, RowTable, auto_spin, set_spin, spin_value
+from .loras import LoraTable
 from .queue import QueueEntry, ShotQueue
 from .status import JobStatus
 
@@ -69,6 +70,10 @@ class ShotPanel(QtWidgets.QWidget):
                 raise SoraError("invalid_input", f"prompt_schedule: {exc}", field="prompt_schedule") from None
         else:
             data["prompt_schedule"] = []
+        try:
+            data["loras"] = self.loras.rows()
+        except ValueError as exc:
+            raise SoraError("invalid_input", f"loras: {exc}", field="loras") from None
         inputs = data["inputs"]
         inputs.update(image=self.image.text() or None, frames=self.sequence.text() or None,
                       direction=self.direction.currentText(), context=spin_value(self.context),
@@ -100,6 +105,7 @@ class ShotPanel(QtWidgets.QWidget):
                                (self.frames, spec.frames), (self.fps, spec.fps)):
                 set_spin(box, value)
             self.schedule.set_rows([(c.start, c.prompt) for c in spec.prompt_schedule])
+            self.loras.set_rows(spec.loras)
             i = spec.inputs
             self.image.setText(i.image)
             self.sequence.setText(i.frames)
@@ -183,6 +189,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.negative = QtWidgets.QLineEdit()
         self.negative.setPlaceholderText("what to avoid")
         self.schedule = RowTable(("from (s)", "prompt"))
+        self.loras = LoraTable()
         self.seed = QtWidgets.QLineEdit()
         self.seed.setValidator(QtGui.QRegularExpressionValidator(QtCore.QRegularExpression(r"\d{1,18}")))
         dice = QtWidgets.QToolButton()
@@ -232,6 +239,7 @@ class ShotPanel(QtWidgets.QWidget):
         add("Prompt", self.prompt)
         add("Negative", self.negative)
         add("Schedule", self.schedule, CHAIN_MODES)
+        add("LoRAs", self.loras)
         add("Still", self.image, ("animate",))
         add("Frames in", self.sequence, ("extend", "restyle"))
         add("Direction", self.direction, ("extend",))
@@ -269,7 +277,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.model.currentIndexChanged.connect(self._model_changed)
         self.mode.currentTextChanged.connect(self._mode_changed)
         for signal in (self.prompt.textChanged, self.negative.textChanged, self.seed.textChanged,
-                       self.schedule.changed, self.image.changed, self.sequence.changed,
+                       self.schedule.changed, self.loras.changed, self.image.changed, self.sequence.changed,
                        self.direction.currentTextChanged, self.keyframes.changed, self.control.changed,
                        self.control_kind.currentTextChanged, self.reference.changed, self.root.changed,
                        self.shot_dir.textChanged, self.shot_name.textChanged):
@@ -318,6 +326,9 @@ class ShotPanel(QtWidgets.QWidget):
             self.guidance.setToolTip(f"auto: {caps.default_guidance}")
             self.fps.setToolTip(f"auto: {caps.default_fps:g}")
             self.control_kind.setEnabled(bool(caps.control_kinds))
+            self.loras.setEnabled(caps.family != "tinyworld" or bool(self.loras.table.rowCount()))
+            self.loras.setToolTip("the bundled model takes no LoRAs" if caps.family == "tinyworld" else
+                                  "LoRA files applied to the model, each at its strength")
         self._mode_changed()
 
     def _mode_changed(self, *_):

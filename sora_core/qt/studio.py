@@ -34,6 +34,7 @@ class Studio(QtWidgets.QMainWindow):
         self.splitDockWidget(queue_dock, history_dock, Qt.Vertical)
         self.queue.event.connect(self._on_event)
         self.history.open_shot.connect(self.open_shot)
+        self.history.compare_shot.connect(self.compare_shot)
         self.history.use_as_input.connect(self.use_as_input)
         self.panel.root.changed.connect(lambda: self._set_root(self.panel.output_root))
         self.history.refresh()
@@ -55,6 +56,13 @@ class Studio(QtWidgets.QMainWindow):
     def open_shot(self, folder: str) -> None:
         try:
             self.flipbook.load(folder)
+        except SoraError as err:
+            self.statusBar().showMessage(str(err))
+
+    def compare_shot(self, folder: str) -> None:
+        """Show ``folder`` as B against the open shot (wipe unless a compare mode is set)."""
+        try:
+            self.flipbook.load_b(folder)
         except SoraError as err:
             self.statusBar().showMessage(str(err))
 

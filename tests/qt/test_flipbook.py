@@ -68,9 +68,25 @@ def test_a_sequence_plays_loops_and_follows_exposure_and_view(qtbot, plate):
     book.loop.setChecked(False)
     book.set_frame(105)
     book.play()
-    qtbot.waitUntil(lambda: not book._timer.isActive(), timeout=10_000)
+    qtbot.waitUntil(lambda: not book.playing, timeout=10_000)
     assert book.number == 106                                # stopped at the end
     assert timecode(25, 24.0) == "00:00:01:01"
+
+
+def test_playback_keeps_the_sequence_fps_not_a_rounded_timer_interval(qtbot, plate):
+    """24 fps is 41.67 ms a frame: a fixed 42 ms timer plays 23.8 fps; deadlines keep 24."""
+    book = Flipbook()
+    qtbot.addWidget(book)
+    book.show()
+    book.load(plate)
+    book.set_frame(106)                 # every frame decoded once: the loop plays from memory
+    for n in range(101, 107):
+        book.set_frame(n)
+    book.shown_times.clear()
+    book.play()
+    qtbot.waitUntil(lambda: len(book.shown_times) >= 72, timeout=20_000)   # three seconds
+    book.pause()
+    assert abs(book.playback_rate() - 24.0) < 0.08, book.playback_rate()
 
 
 def test_png_sequences_show_as_stored_and_the_cache_keeps_its_budget(qtbot, tmp_path, plate):

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sora_core import planning
 from sora_core.frames.color import ViewTransform
@@ -132,3 +133,50 @@ def test_a_bad_input_shows_the_error_and_its_fix(qtbot, tmp_path, client):
     assert event["message"] in text and f"Fix: {event['hint']}" in text
     assert panel.status.message.property("kind") == "error"
     assert not list((tmp_path / "shots").rglob("*.exr")) if (tmp_path / "shots").exists() else True
+
+
+def test_loras_come_from_drops_and_the_table_and_the_planner_checks_them(qtbot, tmp_path, tiny_wan_t2v):
+    from sora_core.errors import SoraError
+    from sora_core.model_files import Lora
+    from sora_core.qt.compat import QtGui
+
+    panel = ShotPanel(output_root=str(tmp_path), models_dirs=(str(Path(tiny_wan_t2v).parent),))
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.loras.isEnabled()                    # the bundled model takes none
+    panel.prompt.setPlainText("a red ball")
+    panel.model.setCurrentIndex(panel.model.findData(tiny_wan_t2v))
+    assert panel.loras.isEnabled() and panel.loras.isVisible()
+    style = tmp_path / "style.safetensors"
+    style.write_bytes(b"{}")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(style))])
+    panel.loras.dropEvent(QtGui.QDropEvent(QtCore.QPointF(5, 5), QtCore.Qt.CopyAction, mime,
+                                           QtCore.Qt.LeftButton, QtCore.Qt.NoModifier))
+    panel.loras.table.item(0, 1).setText("0.7")
+    panel.loras.table.cellWidget(0, 2).setCurrentText("transformer")
+    panel.replan()
+    assert panel.plan_error is None, panel.plan_label.text()
+    assert panel.spec().loras == [Lora(str(style), 0.7, "transformer")]
+    again = ShotPanel(output_root=str(tmp_path), models_dirs=panel.models_dirs)
+    qtbot.addWidget(again)
+    again.set_spec(panel.spec())
+    assert again.spec().to_dict() == panel.spec().to_dict()
+
+    panel.loras.table.item(0, 1).setText("strong")
+    panel.replan()
+    assert panel.plan_error.field == "loras" and "'strong' is not a number" in panel.plan_label.text()
+    panel.loras.table.item(0, 1).setText("1")
+    panel.loras.add_row(str(tmp_path / "old.ckpt"))
+    panel.replan()
+    assert "pickle file" in panel.plan_label.text() and "Fix: convert it to .safetensors" in panel.plan_label.text()
+    panel.loras.table.removeRow(1)
+    panel.model.setCurrentIndex(0)                        # the bundled model, a LoRA still listed
+    panel.replan()
+    assert "takes no component files or LoRAs" in panel.plan_label.text()
+    assert panel.loras.isEnabled()                        # so it can be removed
+    assert not panel.status.generate_button.isEnabled()
+    panel.loras.table.item(0, 1).setText("x")
+    with pytest.raises(SoraError) as err:
+        panel.spec()
+    assert err.value.field == "loras"

@@ -131,6 +131,59 @@ def test_studio_history_filters_opens_and_uses_a_shot_as_input(qtbot, shot_pair,
     assert studio.panel.spec().inputs.image == str(record.folder / "shot.0009.exr")
 
 
+def test_the_studio_generates_plays_compares_and_shows_provenance(qtbot, shot_pair, client, tmp_path):
+    import shutil
+
+    from sora_core.qt.compat import QtCore
+
+    root = tmp_path / "root"
+    shutil.copytree(shot_pair[0] / "shots", root / "shots")        # two older versions
+    studio = Studio(str(root), client)
+    qtbot.addWidget(studio)
+    studio.resize(1400, 850)
+    studio.show()
+    panel = studio.panel
+    qtbot.keyClicks(panel.prompt, "a red ball moving right, take three")
+    panel.steps.setValue(1)
+    panel.frames.setValue(9)
+    panel.seed.setText("7")
+    panel.shot_dir.setText("shots/v3")
+    qtbot.waitUntil(panel.status.generate_button.isEnabled, timeout=3000)
+    with qtbot.waitSignal(panel.finished, timeout=180_000) as done:
+        qtbot.mouseClick(panel.status.generate_button, QtCore.Qt.LeftButton)
+    new = Path(done.args[0]["dir"])
+    qtbot.waitUntil(lambda: studio.flipbook.seq is not None and studio.flipbook.seq.folder == new, timeout=5000)
+    assert len(studio.history.records) == 3 and studio.history.records[0].folder == new
+    assert "done" in studio.queue_view.list.item(0).text()
+
+    text = studio.flipbook.provenance.text.toPlainText()
+    for expected in ("tinyworld", "take three", "seed", "7", "time", "total"):
+        assert expected in text, expected
+    studio.history.list.setCurrentRow(1)
+    older = studio.history.selected().folder
+    studio.history.compare_shot.emit(str(older))
+    book = studio.flipbook
+    assert book.seq_b.folder == older and book.compare.currentText() == "wipe"
+    assert book.view.a is not None and book.view.b is not None
+    shown = []
+    book.frame_changed.connect(shown.append)
+    book.play()
+    qtbot.waitUntil(lambda: len(shown) >= 10, timeout=20_000)
+    book.pause()
+    assert shown[:8] == [2, 3, 4, 5, 6, 7, 8, 9] and shown[8] == 1      # played in order, looped
+
+    with qtbot.waitSignal(book.provenance.verified, timeout=60_000) as got:
+        book.provenance.verify()
+    assert got.args[0].verdict == "unsigned" and not got.args[0].problems
+    shutil.copyfile(new / "shot.0002.exr", new / "shot.0003.exr")     # a frame swapped on disk
+    with qtbot.waitSignal(book.provenance.verified, timeout=60_000) as got:
+        book.provenance.verify()
+    assert got.args[0].verdict == "tampered" and any("shot.0003.exr" in p for p in got.args[0].problems)
+    assert "tampered" in book.provenance.verdict.text()
+    studio.use_as_input("restyle", str(new))
+    assert panel.spec().mode == "restyle" and panel.spec().inputs.frames == str(new / "shot.####.exr")
+
+
 def test_the_docs_embedding_example_runs_in_ten_lines(qtbot, tmp_path, monkeypatch):
     text = (DOCS / "qt.md").read_text(encoding="utf-8")
     code = re.search(r"<!-- embed-example -->\s*```python\n(.*?)```", text, re.S).group(1)
