@@ -195,9 +195,14 @@ def _draw_inputs(layout, props, fitted) -> None:
         box.prop(props, "strength", slider=True)
 
 
-class SoraPanelMixin:
+class SoraSidebar:
+    """Where every Sora panel lives: the sidebar's Sora tab."""
+
     bl_region_type = "UI"
     bl_category = "Sora"
+
+
+class SoraPanelMixin(SoraSidebar):
     bl_label = "Sora Shot"
 
     def draw(self, context):
@@ -254,9 +259,7 @@ def draw_timings(layout, context) -> None:
         layout.label(text=f"Pass {p.get('pass', '?')}: {_split(p)}")
 
 
-class SoraTimingsMixin:
-    bl_region_type = "UI"
-    bl_category = "Sora"
+class SoraTimingsMixin(SoraSidebar):
     bl_label = "Timings"
     bl_options = {"DEFAULT_CLOSED"}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import live
 from .nodes.run import SORA_PT_shot_nodes
-from .panels import PANELS, _wrap, sub_panel
+from .panels import PANELS, SoraSidebar, _wrap, sub_panel
 from .provenance import exporting, shot_folder
 
 MAX_PROBLEMS = 8
@@ -75,9 +75,7 @@ def draw_provenance(layout, context) -> None:
     draw_export(layout, context.scene, folder)
 
 
-class SoraProvenanceMixin:
-    bl_region_type = "UI"
-    bl_category = "Sora"
+class SoraProvenanceMixin(SoraSidebar):
     bl_label = "Provenance"
 
     def draw(self, context):
