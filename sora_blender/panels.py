@@ -195,9 +195,14 @@ def _draw_inputs(layout, props, fitted) -> None:
         box.prop(props, "strength", slider=True)
 
 
-class SoraPanelMixin:
+class SoraSidebar:
+    """Where every Sora panel lives: the sidebar's Sora tab."""
+
     bl_region_type = "UI"
     bl_category = "Sora"
+
+
+class SoraPanelMixin(SoraSidebar):
     bl_label = "Sora Shot"
 
     def draw(self, context):
@@ -254,9 +259,7 @@ def draw_timings(layout, context) -> None:
         layout.label(text=f"Pass {p.get('pass', '?')}: {_split(p)}")
 
 
-class SoraTimingsMixin:
-    bl_region_type = "UI"
-    bl_category = "Sora"
+class SoraTimingsMixin(SoraSidebar):
     bl_label = "Timings"
     bl_options = {"DEFAULT_CLOSED"}
 
@@ -264,11 +267,12 @@ class SoraTimingsMixin:
         draw_timings(self.layout, context)
 
 
-def _timings_panel(parent):
-    return type(f"SORA_PT_{parent.bl_space_type.lower()}_timings", (SoraTimingsMixin, bpy.types.Panel),
-                {"bl_idname": parent.bl_idname + "_timings", "bl_space_type": parent.bl_space_type,
+def sub_panel(parent, mixin, suffix: str):
+    """A sub-panel class drawn by ``mixin`` under ``parent`` (``<parent id>_<suffix>``)."""
+    return type(f"SORA_PT_{parent.bl_idname[8:]}_{suffix}", (mixin, bpy.types.Panel),
+                {"bl_idname": f"{parent.bl_idname}_{suffix}", "bl_space_type": parent.bl_space_type,
                  "bl_parent_id": parent.bl_idname})
 
 
-TIMING_PANELS = tuple(_timings_panel(p) for p in PANELS)
+TIMING_PANELS = tuple(sub_panel(p, SoraTimingsMixin, "timings") for p in PANELS)
 classes = PANELS + TIMING_PANELS

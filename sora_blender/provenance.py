@@ -31,6 +31,8 @@ FORMAT_ITEMS = [
     ("png", "PNG", "8-bit PNG stills: one frame, or every frame into a new folder"),
     ("jpeg", "JPEG", "8-bit JPEG stills (quality 95): one frame, or every frame into a new folder"),
 ]
+SIGNING_HINT = ("set Signing Chain and Signing Key in the add-on's preferences (Signing), or "
+                "SORA_SIGN_CERT/SORA_SIGN_KEY; sora keys new DIR makes a pair for trying it out")
 _verifying: dict[str, CliProcess] = {}      # shot folder -> sora verify
 _exporting: dict[int, CliProcess] = {}      # scene session_uid -> sora export
 
@@ -116,6 +118,8 @@ def take_export_event(state: live.ExportState, event: dict) -> None:
     elif kind == "error" and state.state != "CANCELLED":
         state.state, state.error, state.hint = "ERROR", f"[{event.get('code')}] {event.get('message')}", \
             event.get("hint") or ""
+        if event.get("field") in ("sign_cert", "sign_key"):        # the fix in Blender's words
+            state.hint = SIGNING_HINT
     elif kind == "done":
         state.state, state.overall, state.files = "DONE", 1.0, list(event.get("files") or [])
         files = state.files
@@ -242,6 +246,7 @@ class SORA_OT_export_deliverable(bpy.types.Operator):
                                  description="Export a shot that was never signed (its frames must still match)")
 
     def invoke(self, context, event):
+        self.frame = context.scene.frame_current
         return context.window_manager.invoke_props_dialog(self)
 
     def draw(self, context):

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import bpy
-
 from . import live
 from .nodes.run import SORA_PT_shot_nodes
-from .panels import PANELS, _wrap
+from .panels import PANELS, SoraSidebar, _wrap, sub_panel
 from .provenance import exporting, shot_folder
 
 MAX_PROBLEMS = 8
@@ -77,19 +75,11 @@ def draw_provenance(layout, context) -> None:
     draw_export(layout, context.scene, folder)
 
 
-class SoraProvenanceMixin:
-    bl_region_type = "UI"
-    bl_category = "Sora"
+class SoraProvenanceMixin(SoraSidebar):
     bl_label = "Provenance"
 
     def draw(self, context):
         draw_provenance(self.layout, context)
 
 
-def _provenance_panel(parent):
-    return type(f"SORA_PT_{parent.bl_idname[8:]}_provenance", (SoraProvenanceMixin, bpy.types.Panel),
-                {"bl_idname": parent.bl_idname + "_provenance", "bl_space_type": parent.bl_space_type,
-                 "bl_parent_id": parent.bl_idname})
-
-
-classes = tuple(_provenance_panel(p) for p in (*PANELS, SORA_PT_shot_nodes))
+classes = tuple(sub_panel(p, SoraProvenanceMixin, "provenance") for p in (*PANELS, SORA_PT_shot_nodes))

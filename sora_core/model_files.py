@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,8 @@ class Header:
 
 
 MAX_HEADER = 100_000_000
+DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+               "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1}
 
 
 def read_header(path: str | Path) -> Header:
@@ -115,11 +118,41 @@ def read_header(path: str | Path) -> Header:
             if not 0 < n <= min(MAX_HEADER, path.stat().st_size - 8):
                 raise ValueError("bad header length")
             data = json.loads(fh.read(n))
+            if not isinstance(data, dict):
+                raise ValueError("the header is not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SoraError("invalid_input", f"{path} is not a safetensors file ({exc})") from None
-    meta = data.pop("__metadata__", None) or {}
-    tensors = {k: (v["dtype"], tuple(v["shape"])) for k, v in data.items() if isinstance(v, dict)}
-    return Header(path, tensors, {k: str(v) for k, v in meta.items()})
+    meta = data.pop("__metadata__", None)
+    tensors = _checked_tensors(path, data, path.stat().st_size - 8 - n)
+    return Header(path, tensors, {k: str(v) for k, v in meta.items()} if isinstance(meta, dict) else {})
+
+
+def check_header(path: str | Path, field: str) -> Header:
+    """:func:`read_header` for a file a shot names: its error carries the spec field."""
+    try:
+        return read_header(path)
+    except SoraError as err:
+        raise SoraError(err.code, f"{field}: {err.message}", field=field, hint=err.hint) from None
+
+
+def _checked_tensors(path: Path, data: dict, data_size: int) -> dict:
+    """Each tensor's claimed shape and dtype must be exactly the bytes it points at, inside the file
+    (a header claiming a huge tensor, or one past the end, is refused before anything is read)."""
+    tensors = {}
+    for key, v in data.items():
+        try:
+            dtype, shape, (start, end) = v["dtype"], tuple(int(d) for d in v["shape"]), v["data_offsets"]
+            need = DTYPE_BYTES[dtype] * math.prod(shape)
+        except (KeyError, TypeError, ValueError):
+            raise SoraError("invalid_input", f"{path}: tensor {key!r} has no valid dtype, shape and "
+                            "data_offsets; not a safetensors file") from None
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= data_size
+                and end - start == need) or min(shape, default=1) < 0:
+            raise SoraError("invalid_input", f"{path}: tensor {key!r} claims shape {list(shape)} {dtype} "
+                            f"({need} bytes at {start}-{end}), but the file holds {data_size} bytes of "
+                            "data; the file is damaged or not what it says", hint="download the file again")
+        tensors[key] = (dtype, shape)
+    return tensors
 
 
 def _gguf_header(path: Path) -> Header:

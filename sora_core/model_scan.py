@@ -145,7 +145,8 @@ def inspect_file(path: Path, role: str, bases=()) -> FileInfo:
     if role == "lora" or any(m in k for k in list(shapes)[:20] for m in LORA_MARKS) \
             or any(k.endswith(LORA_ENDS) for k in list(shapes)[:20]):
         return FileInfo(path, "lora", describe_lora(shapes)["label"])
-    info = FileInfo(path, role, f"{describe_shapes(shapes)}, {dtype_label(header.dtypes())}")
+    scaled = " scaled" if any(k == "scaled_fp8" or k.endswith(".scale_weight") for k in shapes) else ""
+    info = FileInfo(path, role, f"{describe_shapes(shapes)}, {dtype_label(header.dtypes())}{scaled}")
     if role == "transformer":
         arch = architecture(shapes)
         info.pairs = [b.name for b in bases if _fits(arch, Path(b.path))]

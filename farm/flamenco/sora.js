@@ -11,6 +11,8 @@
 //                                             "depends_on": []}, ...]}
 // (a plain list of such shots works too). Dependencies (an extend of a generated shot) become
 // task dependencies, so Flamenco starts a shot only when the shots it reads have finished.
+// With the `export` setting, each task then runs `sora export` of its shot per format (signed
+// with the Worker's SORA_SIGN_CERT/SORA_SIGN_KEY; exit 65 when the shot fails verification).
 // Exit codes of `sora run`: 0 done, 2 invalid input, 3 not found, 75 retry may help
 // (out of memory, device busy, worker died), 130 cancelled, 1 other. Flamenco treats every
 // non-zero exit as a failed task; requeueing it resumes the shot after its last finished pass.
@@ -29,6 +31,10 @@ const JOB_TYPE = {
           description: "Extra models folder on the Workers (--models-dir)" },
         { key: "extra_args", type: "string", required: false, default: "",
           description: "More arguments for `sora run`, separated by spaces" },
+        { key: "export", type: "string", required: false, default: "",
+          description: "Deliverables after each shot (sora export): formats separated by spaces, of mp4 mov png jpeg; empty: none" },
+        { key: "export_dir", type: "string", subtype: "dir_path", required: false, default: "",
+          description: "Where deliverables go, as <shot id>.mp4 (a folder <shot id>_png for a sequence); empty: <output root>/deliverables" },
         { key: "task_type", type: "string", required: true, default: "misc",
           description: "Flamenco task type; Workers must list it (e.g. a 'sora' type for GPU Workers only)" },
     ],
@@ -54,6 +60,13 @@ function compileJob(job) {
     }
 
     const extra = (settings.extra_args || "").split(" ").filter(function (a) { return a.length > 0; });
+    const formats = (settings.export || "").split(" ").filter(function (a) { return a.length > 0; });
+    for (const fmt of formats) {
+        if (!(fmt in DELIVERABLE)) {
+            throw "Sora Shots: export format " + fmt + " is not one of " + Object.keys(DELIVERABLE).join(", ");
+        }
+    }
+    const exportDir = settings.export_dir || root.replace(/\/+$/, "") + "/deliverables";
     const tasks = {};
     for (const shot of orderShots(shots, byId)) {
         const args = ["run", shot.spec, "--output-root", root];
@@ -65,12 +78,34 @@ function compileJob(job) {
             exe: settings.sora || "sora",
             args: args.concat(extra),
         }));
+        for (const fmt of formats) {           // the node that made the shot signs its deliverable
+            task.addCommand(author.Command("exec", {
+                exe: settings.sora || "sora",
+                args: ["export", shotDir(shot, plan, root), "--format", fmt,
+                       "--out", exportDir + "/" + shot.id + DELIVERABLE[fmt]],
+            }));
+        }
         for (const dep of shot.depends_on || []) {
             task.addDependency(tasks[dep]);
         }
         tasks[shot.id] = task;
         job.addTask(task);
     }
+}
+
+// What `sora export --out` gets: a file for video, a new folder for a still sequence.
+const DELIVERABLE = { mp4: ".mp4", mov: ".mov", png: "_png", jpeg: "_jpeg" };
+
+// The shot's folder: the plan's out_dir, moved under the output_root setting when it overrides the plan's.
+function shotDir(shot, plan, root) {
+    if (!shot.out_dir) {
+        throw "Sora Shots: export needs each shot's out_dir (a plan from `sora farm --plan`): " + shot.id;
+    }
+    const planRoot = (plan.output_root || "").replace(/\/+$/, "");
+    if (planRoot && shot.out_dir.startsWith(planRoot + "/")) {
+        return root.replace(/\/+$/, "") + shot.out_dir.slice(planRoot.length);
+    }
+    return shot.out_dir;
 }
 
 function parsePlan(text) {

@@ -52,6 +52,7 @@ def load_component(index: dict, model_dir: Path, name: str, path: str, dtype):
     config = cls.load_config(str(model_dir), subfolder=name, local_files_only=True)
     expected = _expected_shapes(cls, config)
     gguf = path.lower().endswith(model_files.GGUF)
+    model_files.check_header(path, field)   # before any tensor is read: sizes inside the file
     with loading.map_oom(), loading.quiet():
         state = _read_gguf(path, field) if gguf else _read_safetensors(path, field, dtype)
         state = _to_diffusers_keys(state, expected, mapping, config)

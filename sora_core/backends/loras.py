@@ -56,9 +56,10 @@ def apply_loras(pipe, loras) -> list[dict]:
 def _read(path: str, field: str) -> dict:
     from safetensors.torch import load_file
 
-    from ..model_files import SAFETENSORS, check_kind
+    from ..model_files import SAFETENSORS, check_header, check_kind
 
     check_kind(path, field, (SAFETENSORS,))
+    check_header(path, field)               # sizes inside the file, before any tensor is read
     try:
         return load_file(str(Path(path).expanduser()))
     except Exception as exc:    # safetensors raises its own error types

@@ -85,6 +85,19 @@ def test_the_sub_panel_shows_valid_untrusted_trusted_then_the_tampered_frame(sig
     assert "Signer: Test Studio Signer (Test Studio)" in shown
     assert any(line.startswith("untrusted") for line in shown), shown
 
+    tree = bpy.data.node_groups.new("ProvDraw", "SoraShotTree")       # the node editor's sub-panel:
+    node = tree.nodes.new("SoraGenerateNode")                         # the active node's result
+    node.result_dir = str(folder)
+    tree.nodes.active = node
+
+    class Context:
+        space_data = type("Space", (), {"tree_type": "SoraShotTree", "edit_tree": tree})()
+        scene = bpy.context.scene
+
+    shown = labels(draw(bpy.types.SORA_PT_shot_nodes_provenance, Context()))
+    bpy.data.node_groups.remove(tree)
+    assert "Verified: signature valid, frames match" in shown and f"plate/{folder.name}" in shown
+
     signing.trust_anchors = str(chain["root"])
     bpy.ops.sora.verify_shot()
     assert live.verification(str(folder)).trusted
@@ -222,3 +235,18 @@ def test_the_studio_policy_refuses_in_blender_naming_the_rule(signing, scene, so
     assert sorted(p.name for p in shots.iterdir()) == ["plate"] and folder.parent.name == "plate"   # nothing written
     monkeypatch.delenv("SORA_POLICY")
     sora_addon.worker.service.stop_worker("the policy changed")
+
+
+def test_export_without_an_identity_says_where_to_set_one(scene, sora_addon, tmp_path, monkeypatch):
+    for var in ("SORA_SIGN_CERT", "SORA_SIGN_KEY", "SORA_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))     # no studio config file either
+    assert bpy.ops.sora.import_footage(filepath=_png_frames(tmp_path / "src"), name="plate") == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="no signing identity"):
+        bpy.ops.sora.export_deliverable(format="mp4", allow_unsigned=True)
+    state = sora_addon.live.export_job(scene.session_uid)
+    assert state.hint == sora_addon.provenance.SIGNING_HINT
+    bpy.ops.sora.verify_shot()
+    shown = " ".join(labels(draw(getattr(bpy.types, PANEL))))
+    assert "Fix: set Signing Chain and Signing Key" in shown
+    assert "Unverified: not signed (frames match the manifest)" in shown and "Signer:" not in shown

@@ -23,6 +23,8 @@ def comfy_root(tiny_wan_t2v, tmp_path_factory):
     mf.save(mf.wan_original_keys(state, comfy=True), root / "diffusion_models" / "wan_tiny_bf16.safetensors",
             torch.bfloat16)
     mf.write_gguf(mf.wan_original_keys(state), root / "unet" / "wan_tiny-Q8_0.gguf")
+    mf.write_fp8(mf.wan_original_keys(state, comfy=True), root / "diffusion_models" / "wan_tiny_fp8_scaled.safetensors",
+                 scaled=True)
     mf.comfy_lora(state, root / "loras" / "style.safetensors")
     (root / "vae").mkdir()
     shutil.copy(next((Path(tiny_wan_t2v) / "vae").glob("*.safetensors")), root / "vae" / "wan_vae.safetensors")
@@ -95,9 +97,32 @@ def test_models_lists_a_comfy_tree_with_what_each_file_is(tiny_wan_t2v, comfy_ro
     assert "bf16" in files["wan_tiny_bf16.safetensors"]["label"]
     assert Path(tiny_wan_t2v).name in files["wan_tiny_bf16.safetensors"]["pairs"]
     assert "Q8_0" in files["wan_tiny-Q8_0.gguf"]["label"] and files["wan_tiny-Q8_0.gguf"]["pairs"]
+    assert files["wan_tiny_fp8_scaled.safetensors"]["label"].endswith(", fp8 scaled")
     assert files["style.safetensors"]["label"] == "Wan LoRA rank 2, 6 modules (ComfyUI keys)"
     assert files["old.ckpt"]["problem"].startswith("refused")
     assert files["wan_vae.safetensors"]["role"] == "vae"
     text = sora("models", *roots, cwd=tmp_path).stdout
     line = next(x for x in text.splitlines() if "wan_tiny_bf16.safetensors: Wan T2V" in x)
     assert Path(tiny_wan_t2v).name in line.partition("fits: ")[2].split(", ")   # other bases may fit too
+
+
+def test_a_gguf_transformer_with_two_loras_from_the_cli(tiny_wan_t2v, comfy_root, tmp_path):
+    kohya, _, _ = mf.lora_file(mf.transformer_state(tiny_wan_t2v), tmp_path / "detail_kohya.safetensors", "kohya")
+    out = sora("generate", "--model", tiny_wan_t2v, *SMALL, "--transformer", comfy_root / "unet" / "wan_tiny-Q8_0.gguf",
+               "--lora", f"{comfy_root / 'loras' / 'style.safetensors'}@0.7", "--lora", f"{kohya}@0.5",
+               "--out", "g", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    model = json.loads((tmp_path / "g" / "manifest.json").read_text())["model"]
+    assert model["components"]["transformer"]["path"].endswith("wan_tiny-Q8_0.gguf")
+    assert [(lo["strength"], lo["modules"]) for lo in model["loras"]] == [(0.7, 6), (0.5, 20)]
+    assert len(frame_hashes(tmp_path / "g")) == 5
+
+
+def test_a_lora_matching_nothing_exits_2_with_no_frames(tiny_wan_t2v, tmp_path):
+    foreign = mf.save({"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(2, 8),
+                       "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight": torch.zeros(8, 2)},
+                      tmp_path / "sd15_style.safetensors")
+    out = sora("generate", "--model", tiny_wan_t2v, *SMALL, "--lora", foreign, "--out", "n", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert "sd15_style.safetensors" in out.stderr and "lora_te_text_model_encoder_layers_0_mlp_fc1" in out.stderr
+    assert not list(tmp_path.rglob("*.exr"))

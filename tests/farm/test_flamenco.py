@@ -83,3 +83,17 @@ def test_bad_plans_are_refused_with_a_message(shots, message):
 def test_a_plan_without_output_root_needs_the_setting():
     out = compile_job({"shots": json.dumps({"shots": [{"id": "a", "spec": "/a"}]})})
     assert "no output root" in out.get("error", ""), out
+
+
+def test_export_setting_adds_a_signed_deliverable_per_format_after_the_run():
+    plan = {"output_root": "/plan/root", "shots": [{"id": "a", "spec": "/s/a.json", "out_dir": "/plan/root/shots/a"}]}
+    out = compile_job({"shots": json.dumps(plan), "output_root": "/farm/root", "export": "mp4  png"})
+    cmds = [c["parameters"]["args"] for c in out["tasks"][0]["commands"]]
+    assert cmds[0][0] == "run" and cmds[1:] == [
+        ["export", "/farm/root/shots/a", "--format", "mp4", "--out", "/farm/root/deliverables/a.mp4"],
+        ["export", "/farm/root/shots/a", "--format", "png", "--out", "/farm/root/deliverables/a_png"]]
+    out = compile_job({"shots": json.dumps(plan), "export": "mov", "export_dir": "/d"})
+    assert out["tasks"][0]["commands"][1]["parameters"]["args"][-1] == "/d/a.mov"
+    assert "not one of" in compile_job({"shots": json.dumps(plan), "export": "gif"}).get("error", "")
+    bare = {"output_root": "/o", "shots": [{"id": "a", "spec": "/s/a.json"}]}
+    assert "needs each shot's out_dir" in compile_job({"shots": json.dumps(bare), "export": "mp4"}).get("error", "")

@@ -1,5 +1,6 @@
 """Signed shot manifests and ``sora verify``: a clean shot verifies, each tampering is named (65)."""
 
+import base64
 import json
 import shutil
 
@@ -158,3 +159,17 @@ def test_keys_new_signs_ingested_footage_through_the_config_file_and_is_untruste
     assert report["signer"]["common_name"] == "sora local test signer (untrusted)"
     code, report = verify(tmp_path / "plate", "--trust", tmp_path / "keys/root.pem", cwd=tmp_path)
     assert code == 0 and report["trusted"] is True
+
+
+def test_a_ps256_identity_signs_and_verifies_through_the_environment(tmp_path):
+    """RSA-PSS (ES256 and Ed25519 are covered above): a chain from keys new, given by environment."""
+    assert sora("keys", "new", tmp_path / "rsa", "--alg", "ps256", cwd=tmp_path).returncode == 0
+    env = {"SORA_SIGN_CERT": str(tmp_path / "rsa/chain.pem"), "SORA_SIGN_KEY": str(tmp_path / "rsa/key.pem")}
+    write_pngs(tmp_path / "src", "plate", 2)
+    out = sora("ingest", tmp_path / "src/plate.####.png", "--out", "plate", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    header = json.loads(base64.urlsafe_b64decode(
+        (tmp_path / "plate/manifest.jws").read_text().split(".")[0] + "=="))
+    assert header["alg"] == "PS256"
+    code, report = verify(tmp_path / "plate", "--trust", tmp_path / "rsa/root.pem", cwd=tmp_path)
+    assert code == 0 and report["trusted"] is True, report["problems"]
