@@ -192,7 +192,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.loras = LoraTable()
         self.seed = QtWidgets.QLineEdit()
         self.seed.setValidator(QtGui.QRegularExpressionValidator(QtCore.QRegularExpression(r"\d{1,18}")))
-        dice = QtWidgets.QToolButton()
+        self.dice = dice = QtWidgets.QToolButton()
         dice.setText("Roll")
         dice.setToolTip("a random seed")
         dice.clicked.connect(lambda: self.seed.setText(str(random.randint(0, SEED_MAX))))
