@@ -87,6 +87,7 @@ def main() -> int:
     entry = studio.panel.generate()
     pump(app, until=lambda: entry.state not in ("queued", "running"))
     pump(app, 1.5)
+    studio.compare_shot(versions[0])           # the new shot against an older one, as a wipe
     studio.flipbook.set_frame(6)
     pump(app)
     studio.grab().save(str(IMAGES / "qt_studio.png"))

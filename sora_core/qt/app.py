@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("Sora Studio")
     studio = Studio(root, WorkerClient(python=args.python), args.models_dir)
-    studio.resize(1500, 900)
+    studio.resize(1600, 900)
     studio.show()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: QtCore.QTimer.singleShot(0, studio.close))   # inside exec

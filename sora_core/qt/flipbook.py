@@ -214,26 +214,25 @@ class Flipbook(QtWidgets.QWidget):
         b_button.clicked.connect(self._choose_b)
         self.provenance = ProvenancePanel()
 
-        scrub, transport, colour = QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout()
+        top, scrub, transport, colour = (QtWidgets.QHBoxLayout() for _ in range(4))
+        top.addWidget(self.title, 1)                    # shot name left, what it is compared with right
         scrub.addWidget(self.slider, 1)
         scrub.addWidget(self.frame_label)
         for w in (back, self.play_button, fwd, self.loop, self.fps):
             transport.addWidget(w)
         transport.addStretch(1)
-        for row, pairs in ((transport, (("compare", self.compare),)),
-                           (colour, (("display", self.display), ("view", self.view_box), ("look", self.look),
-                                     ("exposure", self.exposure)))):
+        for row, pairs in ((top, (("compare", self.compare),)), (transport, (("exposure", self.exposure),)),
+                           (colour, (("display", self.display), ("view", self.view_box), ("look", self.look)))):
             for label, w in pairs:
                 row.addWidget(QtWidgets.QLabel(label))
                 if isinstance(w, QtWidgets.QComboBox):
                     w.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
-                    w.setMinimumContentsLength(9 if w is self.compare else 13)
-                row.addWidget(w)
-        transport.addWidget(b_button)
-        transport.addWidget(self.b_label)
-        colour.addStretch(1)
+                    w.setMinimumContentsLength(8 if w is self.compare else 10)
+                row.addWidget(w, 1 if row is colour else 0)
+        top.addWidget(b_button)
+        top.addWidget(self.b_label)
         left = QtWidgets.QVBoxLayout()
-        left.addWidget(self.title)
+        left.addLayout(top)
         left.addWidget(self.view, 1)
         left.addLayout(scrub)
         left.addLayout(transport)
@@ -245,7 +244,8 @@ class Flipbook(QtWidgets.QWidget):
         split.addWidget(self.provenance)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
-        self.provenance.setMinimumWidth(280)
+        split.setSizes([760, 300])          # the side panel's share before the user drags it
+        self.provenance.setMinimumWidth(220)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)

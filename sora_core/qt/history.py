@@ -99,7 +99,9 @@ class HistoryView(QtWidgets.QWidget):
                            ("Compare (B)", lambda r: self.compare_shot.emit(str(r.folder))),
                            ("Extend", lambda r: self.use_as_input.emit("extend", str(r.folder))),
                            ("Copy spec", self.copy_spec), ("Reveal", self.reveal)):
-            button = QtWidgets.QPushButton(name)
+            button = QtWidgets.QToolButton()
+            button.setText(name)
+            button.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
             button.clicked.connect(lambda _=False, s=slot: self._on_selected(s))
             actions.addWidget(button)
         layout = QtWidgets.QVBoxLayout(self)
@@ -149,10 +151,12 @@ class HistoryView(QtWidgets.QWidget):
         self.list.clear()
         for r in self.visible_records():
             spec = r.spec
-            text = (f"{spec.get('prompt', '')[:60]}\n{r.model} · {spec.get('mode')} · seed {spec.get('seed')} · "
+            prompt = str(spec.get("prompt", ""))
+            text = (f"{prompt if len(prompt) <= 60 else prompt[:59] + '…'}\n{r.model} · {spec.get('mode')} · seed {spec.get('seed')} · "
                     f"{len(r.manifest.get('frames') or [])} frames\n{r.folder.name}")
             item = QtWidgets.QListWidgetItem(text)
             item.setData(Qt.UserRole, str(r.folder))
+            item.setToolTip(prompt)
             if str(r.folder) in self._thumbs:
                 item.setIcon(self._thumbs[str(r.folder)])
             self.list.addItem(item)

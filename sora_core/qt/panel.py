@@ -60,7 +60,7 @@ class ShotPanel(QtWidgets.QWidget):
         data.update(mode=self.mode.currentText(), prompt=self.prompt.toPlainText().strip(),
                     negative_prompt=self.negative.text().strip(), model=self.model.currentData(),
                     seed=int(seed_text), steps=spin_value(self.steps), guidance=spin_value(self.guidance),
-                    width=spin_value(self.width), height=spin_value(self.height),
+                    width=spin_value(self.width_box), height=spin_value(self.height_box),
                     frames=spin_value(self.frames), fps=spin_value(self.fps),
                     duration=self._base.duration if spin_value(self.frames) is None else None)
         if data["mode"] in CHAIN_MODES:
@@ -101,7 +101,7 @@ class ShotPanel(QtWidgets.QWidget):
             self.negative.setText(spec.negative_prompt)
             self.seed.setText(str(spec.seed))
             for box, value in ((self.steps, spec.steps), (self.guidance, spec.guidance),
-                               (self.width, spec.width), (self.height, spec.height),
+                               (self.width_box, spec.width), (self.height_box, spec.height),
                                (self.frames, spec.frames), (self.fps, spec.fps)):
                 set_spin(box, value)
             self.schedule.set_rows([(c.start, c.prompt) for c in spec.prompt_schedule])
@@ -192,7 +192,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.loras = LoraTable()
         self.seed = QtWidgets.QLineEdit()
         self.seed.setValidator(QtGui.QRegularExpressionValidator(QtCore.QRegularExpression(r"\d{1,18}")))
-        dice = QtWidgets.QToolButton()
+        self.dice = dice = QtWidgets.QToolButton()
         dice.setText("Roll")
         dice.setToolTip("a random seed")
         dice.clicked.connect(lambda: self.seed.setText(str(random.randint(0, SEED_MAX))))
@@ -201,11 +201,11 @@ class ShotPanel(QtWidgets.QWidget):
         seed_row.addWidget(dice)
         self.steps = auto_spin(1, RANGES["steps"][2])
         self.guidance = auto_spin(0.0, RANGES["guidance"][2], 0.5, decimals=2)
-        self.width, self.height = auto_spin(16, 8192, 16), auto_spin(16, 8192, 16)
+        self.width_box, self.height_box = auto_spin(16, 8192, 16), auto_spin(16, 8192, 16)
         self.frames = auto_spin(1, RANGES["frames"][2])
         self.fps = auto_spin(1.0, RANGES["fps"][2], 1.0, decimals=3)
         size_row, sample_row = QtWidgets.QHBoxLayout(), QtWidgets.QHBoxLayout()
-        for row, pairs in ((size_row, (("", self.width), ("×", self.height), ("frames", self.frames),
+        for row, pairs in ((size_row, (("", self.width_box), ("×", self.height_box), ("frames", self.frames),
                                        ("fps", self.fps))),
                            (sample_row, (("", self.steps), ("guidance", self.guidance)))):
             for label, box in pairs:
@@ -282,7 +282,7 @@ class ShotPanel(QtWidgets.QWidget):
                        self.control_kind.currentTextChanged, self.reference.changed, self.root.changed,
                        self.shot_dir.textChanged, self.shot_name.textChanged):
             signal.connect(self._changed)
-        for box in (self.steps, self.guidance, self.width, self.height, self.frames, self.fps,
+        for box in (self.steps, self.guidance, self.width_box, self.height_box, self.frames, self.fps,
                     self.context, self.strength, self.control_strength):
             box.valueChanged.connect(self._changed)
 
@@ -313,7 +313,7 @@ class ShotPanel(QtWidgets.QWidget):
         self.mode.setCurrentText(current)
         self.mode.blockSignals(False)
         if caps:
-            for box in (self.width, self.height):
+            for box in (self.width_box, self.height_box):
                 keep = spin_value(box)
                 box.setRange(caps.min_size - caps.size_multiple, caps.max_size)
                 box.setSingleStep(caps.size_multiple)

@@ -62,14 +62,18 @@ def test_generate_through_a_real_worker_then_the_flipbook_scrubs_to_frame_8(qtbo
     beat = QtCore.QTimer(interval=50)
     beat.timeout.connect(lambda: ticks.append(time.monotonic()))
     beat.start()
-    progress = []
+    progress, shown = [], []
     panel.progress.connect(progress.append)
+    panel.progress.connect(lambda e: shown.append((e, panel.status.bar.format())))
     with qtbot.waitSignal(panel.finished, timeout=180_000) as done:
         qtbot.mouseClick(panel.status.generate_button, QtCore.Qt.LeftButton)
     beat.stop()
     event = done.args[0]
     assert event["frames"] == 9 and Path(event["dir"]) == tmp_path / "shots" / "shot"
     assert [e for e in progress if e.get("phase") == "denoise"]
+    bars = [text for e, text in shown if e["event"] == "progress"]
+    assert any(t.startswith("denoising") and "%" in t for t in bars), bars
+    assert all("ETA" in text for e, text in shown if e.get("eta_s") is not None)
     assert panel.status.bar.value() == 1000 and "done" in panel.status.bar.format()
     gaps = np.diff(ticks)
     assert len(ticks) > 10 and gaps.max() < 1.0      # the event loop kept running throughout
@@ -180,3 +184,33 @@ def test_loras_come_from_drops_and_the_table_and_the_planner_checks_them(qtbot, 
     with pytest.raises(SoraError) as err:
         panel.spec()
     assert err.value.field == "loras"
+
+
+def test_a_hosts_sequence_the_dice_and_the_models_limits(qtbot, tmp_path):
+    """What a host integrator calls: ``use_sequence`` with a Nuke-style ``%04d`` pattern and a
+    frame range; the dice; the number boxes carry the model's size step and limits."""
+    from sora_core.frames.exr import write_exr
+    from sora_core.qt.panel import SEED_MAX
+
+    for n in range(1, 7):
+        write_exr(tmp_path / f"plate.{n:04d}.exr", np.full((64, 64, 3), 0.1 * n, np.float32))
+    panel = make_panel(qtbot, tmp_path)
+    panel.prompt.setPlainText("the ball keeps rolling")
+    panel.use_sequence(str(tmp_path / "plate.%04d.exr"), (2, 5))
+    spec = panel.spec()
+    assert spec.mode == "extend" and spec.inputs.frame_range == [2, 5]
+    assert panel.plan_error is None, panel.plan_label.text()
+    assert panel.sequence.isVisible() and panel.direction.isVisible()
+
+    seeds = set()
+    for _ in range(3):
+        qtbot.mouseClick(panel.dice, QtCore.Qt.LeftButton)
+        seeds.add(int(panel.seed.text()))
+    assert len(seeds) >= 2 and all(0 <= s <= SEED_MAX for s in seeds)
+    assert panel.spec().seed == int(panel.seed.text())
+
+    caps = resolve_model("tinyworld").capabilities
+    assert panel.width_box.singleStep() == caps.size_multiple and panel.width_box.maximum() == caps.max_size
+    assert caps.frame_rule() in panel.frames.toolTip() and str(caps.max_frames) in panel.frames.toolTip()
+    panel.width_box.setValue(caps.max_size + 100)            # the box stops at the model's limit
+    assert panel.width_box.value() == caps.max_size

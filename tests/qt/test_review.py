@@ -108,6 +108,8 @@ def test_studio_history_filters_opens_and_uses_a_shot_as_input(qtbot, shot_pair,
     studio.show()
     history = studio.history
     assert {r.folder for r in history.records} == {Path(a), Path(b)}
+    assert studio.minimumSizeHint().width() <= 1600          # fits a 1920 px screen with room
+    assert isinstance(studio.panel.width(), int)             # no field shadows a QWidget method
     history.filter.setText("no such prompt")
     assert history.list.count() == 0
     history.filter.setText("red ball")
