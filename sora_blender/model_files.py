@@ -22,8 +22,25 @@ COMPONENT_PROPS = {"transformer": "transformer_file", "transformer_2": "transfor
                    "vae": "vae_file"}
 
 
-def _file(description: str):
-    return StringProperty(name="", subtype="FILE_PATH", description=description)
+def folder_files(role: str, edit_text: str = "") -> list[tuple[str, str]]:
+    """(path, what it is) of the ``role`` files (transformer, vae, lora) in the ComfyUI
+    ``models/`` trees among the add-on's model folders; read when a field's search opens."""
+    from sora_core.model_scan import scan_files
+
+    from .settings import model_roots
+
+    return [(str(f.path), f.label) for f in scan_files(model_roots())
+            if f.role == role and not f.problem and edit_text.lower() in str(f.path).lower()]
+
+
+def _searching(role: str):
+    return lambda self, context, edit_text: folder_files(role, edit_text)
+
+
+def _file(description: str, role: str):
+    return StringProperty(name="", subtype="FILE_PATH", description=description + "; the search offers the files of "
+                          "ComfyUI models/ trees among the model folders", search=_searching(role),
+                          search_options={"SUGGESTION"})
 
 
 def offered_presets(props) -> list[str]:
@@ -54,17 +71,18 @@ def component_props() -> dict:
     """The three file properties, shared by the scene panel and the Model Files node."""
     return {
         "transformer_file": _file("The transformer from one .safetensors (diffusers, original or ComfyUI "
-                                  "keys; fp16/bf16/fp8) or .gguf file; empty: the model folder's own"),
-        "transformer_2_file": _file("The low-noise expert from one file (Wan 2.2 A14B); empty: the folder's own"),
-        "vae_file": _file("The VAE from one .safetensors file; empty: the model folder's own"),
+                                  "keys; fp16/bf16/fp8) or .gguf file; empty: the model folder's own",
+                                  "transformer"),
+        "transformer_2_file": _file("The low-noise expert from one file (Wan 2.2 A14B); empty: the folder's own",
+                                    "transformer"),
+        "vae_file": _file("The VAE from one .safetensors file; empty: the model folder's own", "vae"),
     }
 
 
 def lora_props() -> dict:
     """A LoRA's file, strength and expert: a row of the panel's list and a Lora node."""
     return {
-        "path": StringProperty(name="LoRA", subtype="FILE_PATH", description="A LoRA .safetensors file "
-                               "(diffusers/PEFT, ComfyUI/kohya or Kijai keys)"),
+        "path": _file("A LoRA .safetensors file (diffusers/PEFT, ComfyUI/kohya or Kijai keys)", "lora"),
         "strength": FloatProperty(name="Strength", default=1.0, min=-10.0, max=10.0, soft_min=0.0, soft_max=2.0),
         "target": EnumProperty(name="Expert", items=LORA_TARGET_ITEMS, default="all"),
     }

@@ -136,3 +136,28 @@ def test_the_panel_offers_the_presets_of_the_model_and_its_loras(scene, sora_add
     manifest = json.loads((Path(props.last_dir) / "manifest.json").read_text())
     assert manifest["preset"]["name"] == "distill-2step" and manifest["spec"]["steps"] == 2
     assert manifest["preset"]["source"] == str(tmp_path / "distill.sora.json")
+
+
+def test_the_file_fields_offer_a_comfy_tree_among_the_model_folders(sora_addon, files, tmp_path):
+    import shutil
+
+    root = tmp_path / "ComfyUI" / "models"
+    for sub, path in (("diffusion_models", files["transformer"]), ("unet", files["gguf"]),
+                      ("loras", files["loras"][0])):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / sub)
+    (root / "loras" / "old.ckpt").write_bytes(b"\x80\x04pickle")
+    prefs = bpy.context.preferences.addons["sora_blender"].preferences
+    prefs.model_folders.add().path = str(root)
+    try:
+        offered = dict(sora_addon.model_files.folder_files("transformer"))
+        assert set(map(Path, offered)) == {root / "diffusion_models" / "wan_comfy.safetensors",
+                                           root / "unet" / "wan-Q8_0.gguf"}
+        assert offered[str(root / "unet" / "wan-Q8_0.gguf")].startswith("Wan T2V") and "Q8_0" in \
+            offered[str(root / "unet" / "wan-Q8_0.gguf")]
+        loras = sora_addon.model_files.folder_files("lora")
+        assert loras == [(str(root / "loras" / "style.safetensors"), "Wan LoRA rank 2, 6 modules (ComfyUI keys)")]
+        assert sora_addon.model_files.folder_files("transformer", "q8_0") == \
+            [(str(root / "unet" / "wan-Q8_0.gguf"), offered[str(root / "unet" / "wan-Q8_0.gguf")])]
+    finally:
+        prefs.model_folders.remove(len(prefs.model_folders) - 1)

@@ -139,3 +139,14 @@ def test_a_pickle_file_is_refused_before_reading(tiny_wan_t2v, tmp_path):
     with pytest.raises(SoraError, match="pickle") as err:
         load_backend(Path(tiny_wan_t2v), Runtime(), {"transformer": str(path)})
     assert err.value.exit_code == 2 and "safetensors" in err.value.hint
+
+
+def test_a_vae_file_gives_the_folders_frames_and_a_changed_one_changes_them(tiny_wan_t2v, wan_base, tmp_path):
+    state = mf.transformer_state(tiny_wan_t2v, "vae")
+    same = mf.save(state, tmp_path / "wan_vae.safetensors")
+    out, backend = frames_of(tiny_wan_t2v, vae=str(same))
+    assert np.array_equal(out, wan_base)
+    assert backend.identity["components"]["vae"]["path"] == str(same.resolve())
+    key = next(k for k in state if k.startswith("decoder.") and k.endswith(".weight") and state[k].ndim > 1)
+    other = mf.save({**state, key: state[key] * 1.5}, tmp_path / "wan_vae_other.safetensors")
+    assert not np.allclose(frames_of(tiny_wan_t2v, vae=str(other))[0], wan_base)
