@@ -60,11 +60,21 @@ def component_props() -> dict:
     }
 
 
+def lora_props() -> dict:
+    """A LoRA's file, strength and expert: a row of the panel's list and a Lora node."""
+    return {
+        "path": StringProperty(name="LoRA", subtype="FILE_PATH", description="A LoRA .safetensors file "
+                               "(diffusers/PEFT, ComfyUI/kohya or Kijai keys)"),
+        "strength": FloatProperty(name="Strength", default=1.0, min=-10.0, max=10.0, soft_min=0.0, soft_max=2.0),
+        "target": EnumProperty(name="Expert", items=LORA_TARGET_ITEMS, default="all"),
+    }
+
+
 class SoraLora(PropertyGroup):
-    path: StringProperty(name="LoRA", subtype="FILE_PATH", description="A LoRA .safetensors file "
-                         "(diffusers/PEFT, ComfyUI/kohya or Kijai keys)")
-    strength: FloatProperty(name="Strength", default=1.0, min=-10.0, max=10.0, soft_min=0.0, soft_max=2.0)
-    target: EnumProperty(name="Expert", items=LORA_TARGET_ITEMS, default="all")
+    pass
+
+
+SoraLora.__annotations__ = lora_props()
 
 
 class SORA_UL_loras(UIList):
@@ -76,29 +86,22 @@ class SORA_UL_loras(UIList):
         sub.prop(item, "strength", text="", slider=True)
 
 
-class SORA_OT_lora_add(Operator):
-    """Add a LoRA to the shot"""
+class SORA_OT_lora_edit(Operator):
+    """Add a LoRA to the shot, or remove the selected one"""
 
-    bl_idname = "sora.lora_add"
-    bl_label = "Add LoRA"
+    bl_idname = "sora.lora_edit"
+    bl_label = "Add or Remove LoRA"
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    action: EnumProperty(items=[("ADD", "Add", "Add a LoRA"), ("REMOVE", "Remove", "Remove the selected LoRA")],
+                         options={"SKIP_SAVE"})
 
     def execute(self, context):
         props = context.scene.sora
-        props.loras.add()
-        props.lora_index = len(props.loras) - 1
-        return {"FINISHED"}
-
-
-class SORA_OT_lora_remove(Operator):
-    """Remove the selected LoRA"""
-
-    bl_idname = "sora.lora_remove"
-    bl_label = "Remove LoRA"
-    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
-
-    def execute(self, context):
-        props = context.scene.sora
+        if self.action == "ADD":
+            props.loras.add()
+            props.lora_index = len(props.loras) - 1
+            return {"FINISHED"}
         if not 0 <= props.lora_index < len(props.loras):
             return {"CANCELLED"}
         props.loras.remove(props.lora_index)
@@ -125,9 +128,9 @@ def draw(layout, props, caps) -> None:
     draw_components(box, props, caps)
     row = box.row(align=True)
     row.label(text=f"LoRAs ({len(props.loras)})", icon="MODIFIER")
-    row.operator("sora.lora_add", text="", icon="ADD")
+    row.operator("sora.lora_edit", text="", icon="ADD").action = "ADD"
     if len(props.loras):
-        row.operator("sora.lora_remove", text="", icon="REMOVE")
+        row.operator("sora.lora_edit", text="", icon="REMOVE").action = "REMOVE"
         box.template_list("SORA_UL_loras", "", props, "loras", props, "lora_index", rows=2)
         if caps is not None and caps.experts >= 2 and 0 <= props.lora_index < len(props.loras):
             box.prop(props.loras[props.lora_index], "target")
@@ -152,4 +155,4 @@ def to_spec(props) -> tuple[Components, list[Lora]]:
     return components_of(props), [lora for lora in map(lora_of, props.loras) if lora is not None]
 
 
-classes = (SoraLora, SORA_UL_loras, SORA_OT_lora_add, SORA_OT_lora_remove)
+classes = (SoraLora, SORA_UL_loras, SORA_OT_lora_edit)

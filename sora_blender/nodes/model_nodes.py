@@ -9,29 +9,22 @@ Both are optional; a Lora may start the chain. The job node's spec gets ``compon
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from sora_core.errors import invalid
 from sora_core.model_files import Components
 
 from .. import model_files
-from .types import SoraNode
+from .types import SocketLook, SoraNode
 
 SOCKET = "SoraModelSocket"
 
 
-class SoraModelSocket(bpy.types.NodeSocket):
+class SoraModelSocket(SocketLook, bpy.types.NodeSocket):
     """Model files: component overrides and LoRAs over the job node's model"""
 
     bl_idname = SOCKET
     bl_label = "Model"
-
-    def draw(self, context, layout, node, text):
-        layout.label(text=text)
-
-    @classmethod
-    def draw_color_simple(cls):
-        return (0.3, 0.8, 0.6, 1.0)
+    color = (0.3, 0.8, 0.6, 1.0)
 
 
 class SoraModelFilesNode(SoraNode, bpy.types.Node):
@@ -65,10 +58,6 @@ class SoraLoraNode(SoraNode, bpy.types.Node):
     bl_label = "Lora"
     bl_icon = "MODIFIER"
 
-    path: StringProperty(name="LoRA", subtype="FILE_PATH", description="A LoRA .safetensors file")
-    strength: FloatProperty(name="Strength", default=1.0, min=-10.0, max=10.0, soft_min=0.0, soft_max=2.0)
-    target: EnumProperty(name="Expert", items=model_files.LORA_TARGET_ITEMS, default="all")
-
     def init(self, context):
         self.inputs.new(SOCKET, "Model")
         self.outputs.new(SOCKET, "Model")
@@ -80,6 +69,9 @@ class SoraLoraNode(SoraNode, bpy.types.Node):
     def draw_buttons_ext(self, context, layout):
         self.draw_buttons(context, layout)
         layout.prop(self, "target")
+
+
+SoraLoraNode.__annotations__.update(model_files.lora_props())
 
 
 def _from(node):

@@ -33,32 +33,33 @@ class SoraShotTree(bpy.types.NodeTree):
     bl_icon = "SEQUENCE"
 
 
-class SoraShotSocket(bpy.types.NodeSocket):
+class SocketLook:
+    """A socket drawn as its name, in ``color``."""
+
+    color = (0.5, 0.5, 0.5, 1.0)
+
+    def draw(self, context, layout, node, text):
+        layout.label(text=text)
+
+    @classmethod
+    def draw_color_simple(cls):
+        return cls.color
+
+
+class SoraShotSocket(SocketLook, bpy.types.NodeSocket):
     """A frame sequence (a generated shot or rendered frames)"""
 
     bl_idname = "SoraShotSocket"
     bl_label = "Shot"
-
-    def draw(self, context, layout, node, text):
-        layout.label(text=text)
-
-    @classmethod
-    def draw_color_simple(cls):
-        return (0.95, 0.6, 0.2, 1.0)
+    color = (0.95, 0.6, 0.2, 1.0)
 
 
-class SoraPromptSocket(bpy.types.NodeSocket):
+class SoraPromptSocket(SocketLook, bpy.types.NodeSocket):
     """A prompt (text)"""
 
     bl_idname = "SoraPromptSocket"
     bl_label = "Prompt"
-
-    def draw(self, context, layout, node, text):
-        layout.label(text=text)
-
-    @classmethod
-    def draw_color_simple(cls):
-        return (0.6, 0.4, 0.9, 1.0)
+    color = (0.6, 0.4, 0.9, 1.0)
 
 
 # ---- nodes -------------------------------------------------------------------------------------

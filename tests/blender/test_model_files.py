@@ -21,6 +21,7 @@ from tests.fixtures import model_files as mf
 base, out = sys.argv[1], Path(sys.argv[2])
 state = mf.transformer_state(base)
 mf.save(mf.wan_original_keys(state, comfy=True), out / "wan_comfy.safetensors", torch.float16)
+mf.write_gguf(mf.wan_original_keys(state), out / "wan-Q8_0.gguf")
 mf.comfy_lora(state, out / "style.safetensors", seed=1)
 mf.comfy_lora(state, out / "detail.safetensors", seed=2, modules=("attn1.to_k", "ffn.net.2"))
 """
@@ -31,7 +32,7 @@ def files(tiny_wan_t2v_path, tmp_path_factory):
     """A ComfyUI-layout fp16 transformer of the tiny Wan and two ComfyUI LoRAs over it."""
     out = tmp_path_factory.mktemp("blender_files")
     subprocess.run([sys.executable, "-c", BUILD, tiny_wan_t2v_path, str(out)], check=True, cwd=str(ROOT))
-    return {"transformer": str(out / "wan_comfy.safetensors"), "loras": [str(out / "style.safetensors"),
+    return {"transformer": str(out / "wan_comfy.safetensors"), "gguf": str(out / "wan-Q8_0.gguf"), "loras": [str(out / "style.safetensors"),
                                                                        str(out / "detail.safetensors")]}
 
 
@@ -39,7 +40,7 @@ def _panel_files(props, files):
     props.transformer_file = files["transformer"]
     props.loras.clear()
     for path, strength in zip(files["loras"], (0.7, 1.2)):
-        assert bpy.ops.sora.lora_add() == {"FINISHED"}
+        assert bpy.ops.sora.lora_edit(action="ADD") == {"FINISHED"}
         props.loras[-1].path, props.loras[-1].strength = path, strength
 
 
@@ -88,6 +89,12 @@ def test_panel_draws_the_files_and_its_shot_runs_with_them(scene, sora_addon, ti
     node_manifest = json.loads((Path(gen.result_dir) / "manifest.json").read_text())
     assert [f["sha256"] for f in node_manifest["frames"]] == [f["sha256"] for f in manifest["frames"]]
 
+    mfn.transformer_file = files["gguf"]            # a GGUF transformer under the same two LoRAs
+    task = sora_addon.nodes.run_nodes(tree, scene, ["Gen"], blocking=True)
+    assert task.state == "done" and task.ran == ["Gen"], task.error
+    gguf_model = json.loads((Path(gen.result_dir) / "manifest.json").read_text())["model"]
+    assert gguf_model["components"]["transformer"]["path"] == files["gguf"] and len(gguf_model["loras"]) == 2
+
     lora.path = ""                                  # a Lora node without a file: the node waits
     assert "no file" in sora_addon.nodes.node_state(gen, scene)
     bpy.data.node_groups.remove(tree)
@@ -100,12 +107,12 @@ def test_a_pickle_in_the_panel_is_refused_before_any_worker(scene, sora_addon, t
 
     props = _setup(scene, tiny_wan_t2v_path)
     (tmp_path / "old.ckpt").write_bytes(b"\x80\x04pickle")
-    assert bpy.ops.sora.lora_add() == {"FINISHED"}
+    assert bpy.ops.sora.lora_edit(action="ADD") == {"FINISHED"}
     props.loras[-1].path = str(tmp_path / "old.ckpt")
     with pytest.raises(SoraError, match="pickle") as err:
         sora_addon.shots.scene_spec(scene, reserve=False)
     assert err.value.exit_code == 2 and err.value.field == "loras[0].path"
-    assert bpy.ops.sora.lora_remove() == {"FINISHED"} and len(props.loras) == 0
+    assert bpy.ops.sora.lora_edit(action="REMOVE") == {"FINISHED"} and len(props.loras) == 0
 
 
 def test_the_panel_offers_the_presets_of_the_model_and_its_loras(scene, sora_addon, tiny_wan_t2v_path, files,
@@ -119,7 +126,7 @@ def test_the_panel_offers_the_presets_of_the_model_and_its_loras(scene, sora_add
     props = _setup(scene, str(model))
     props.steps = 0                                 # the preset's steps, not the panel's
     assert sora_addon.model_files.offered_presets(props) == ["fast"]
-    assert bpy.ops.sora.lora_add() == {"FINISHED"}
+    assert bpy.ops.sora.lora_edit(action="ADD") == {"FINISHED"}
     props.loras[-1].path = str(lora)
     assert sora_addon.model_files.offered_presets(props) == ["distill-2step", "fast"]
     props.preset = "distill-2step"
