@@ -48,14 +48,18 @@ class DiffusersBackend(Backend):
 
     def set_loras(self, loras) -> None:
         """Swap the LoRAs in place when they changed (the model stays loaded)."""
-        from .loras import apply_loras, lora_key
+        from .loras import apply_loras, lora_key, unload_loras
 
         key = lora_key(loras)
         if key != getattr(self, "_lora_key", ()):
             self._lora_key = ()
-            records = apply_loras(self.pipe, loras)
-            self._lora_key = key
             self.identity.pop("loras", None)
+            try:
+                records = apply_loras(self.pipe, loras)
+            except BaseException:       # a LoRA refused: none stays, the next shot is the base's
+                unload_loras(self.pipe)
+                raise
+            self._lora_key = key
             if records:
                 self.identity["loras"] = records
 

@@ -29,9 +29,7 @@ def apply_loras(pipe, loras) -> list[dict]:
     the manifest records of each (file identity, strength, target, modules it reached)."""
     from ..model_files import file_identity
 
-    if hasattr(pipe, "unload_lora_weights"):
-        with loading.quiet():
-            pipe.unload_lora_weights()
+    unload_loras(pipe)
     if not loras:
         return []
     if not hasattr(pipe, "load_lora_weights"):
@@ -51,6 +49,13 @@ def apply_loras(pipe, loras) -> list[dict]:
     with loading.quiet():
         pipe.set_adapters(names, weights)
     return records
+
+
+def unload_loras(pipe) -> None:
+    """Every adapter off the pipeline: its weights are the base's again, bit for bit."""
+    if hasattr(pipe, "unload_lora_weights"):
+        with loading.quiet():
+            pipe.unload_lora_weights()
 
 
 def _read(path: str, field: str) -> dict:

@@ -67,3 +67,15 @@ def test_the_warm_cache_swaps_loras_and_gives_the_base_frames_back(tiny_wan_t2v,
     assert not np.array_equal(styled, plain) and not np.array_equal(stronger, styled)
     assert np.array_equal(again, plain)                    # bit for bit: the adapters were unloaded
     assert "loras" not in cache.backend.identity
+
+
+def test_a_refused_lora_leaves_no_adapter_behind_for_the_next_shot(tiny_wan_t2v, lora, tmp_path):
+    foreign = mf.save({"lora_unet_down_blocks_0_attn.lora_down.weight": torch.zeros(2, 8),
+                       "lora_unet_down_blocks_0_attn.lora_up.weight": torch.zeros(8, 2)},
+                      tmp_path / "sdxl_style.safetensors")
+    cache, model = BackendCache(), inspect_model(tiny_wan_t2v)
+    plain = run(cache.get(model, Runtime(), lambda e: None, "a"))
+    with pytest.raises(SoraError):          # the first LoRA loads, the second is refused
+        cache.get(model, Runtime(), lambda e: None, "b", Components(), [Lora(str(lora[0]), 0.7), Lora(str(foreign))])
+    again = run(cache.get(model, Runtime(), lambda e: None, "c"))
+    assert np.array_equal(again, plain) and "loras" not in cache.backend.identity and cache.loads == 1
