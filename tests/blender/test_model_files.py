@@ -98,6 +98,12 @@ def test_panel_draws_the_files_and_its_shot_runs_with_them(scene, sora_addon, ti
     lora.path = ""                                  # a Lora node without a file: the node waits
     assert "no file" in sora_addon.nodes.node_state(gen, scene)
     bpy.data.node_groups.remove(tree)
+
+    props.transformer_file = files["gguf"]          # the panel's shot on the GGUF, same two LoRAs
+    assert bpy.ops.sora.generate() == {"FINISHED"}
+    assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
+    gguf_model = json.loads((Path(props.last_dir) / "manifest.json").read_text())["model"]
+    assert gguf_model["components"]["transformer"]["path"] == files["gguf"] and len(gguf_model["loras"]) == 2
     props.loras.clear()
     props.transformer_file = ""
 

@@ -108,14 +108,20 @@ def test_models_lists_a_comfy_tree_with_what_each_file_is(tiny_wan_t2v, comfy_ro
 
 def test_a_gguf_transformer_with_two_loras_from_the_cli(tiny_wan_t2v, comfy_root, tmp_path):
     kohya, _, _ = mf.lora_file(mf.transformer_state(tiny_wan_t2v), tmp_path / "detail_kohya.safetensors", "kohya")
-    out = sora("generate", "--model", tiny_wan_t2v, *SMALL, "--transformer", comfy_root / "unet" / "wan_tiny-Q8_0.gguf",
-               "--lora", f"{comfy_root / 'loras' / 'style.safetensors'}@0.7", "--lora", f"{kohya}@0.5",
-               "--out", "g", cwd=tmp_path)
+    files = ["--transformer", comfy_root / "unet" / "wan_tiny-Q8_0.gguf",
+             "--lora", f"{comfy_root / 'loras' / 'style.safetensors'}@0.7", "--lora", f"{kohya}@0.5"]
+    out = sora("generate", "--model", tiny_wan_t2v, *SMALL, *files, "--out", "g", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     model = json.loads((tmp_path / "g" / "manifest.json").read_text())["model"]
     assert model["components"]["transformer"]["path"].endswith("wan_tiny-Q8_0.gguf")
     assert [(lo["strength"], lo["modules"]) for lo in model["loras"]] == [(0.7, 6), (0.5, 20)]
     assert len(frame_hashes(tmp_path / "g")) == 5
+    out = sora("generate", "--model", tiny_wan_t2v, *SMALL, *files, "--out", "g_spec",
+               "--save-spec", tmp_path / "g.json", cwd=tmp_path)     # the same shot from its spec
+    assert out.returncode == 0 and not (tmp_path / "g_spec").exists(), out.stderr
+    out = sora("run", tmp_path / "g.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert frame_hashes(tmp_path / "g_spec") == frame_hashes(tmp_path / "g")
 
 
 def test_a_lora_matching_nothing_exits_2_with_no_frames(tiny_wan_t2v, tmp_path):
