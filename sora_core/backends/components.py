@@ -52,11 +52,12 @@ def load_component(index: dict, model_dir: Path, name: str, path: str, dtype):
     config = cls.load_config(str(model_dir), subfolder=name, local_files_only=True)
     expected = _expected_shapes(cls, config)
     gguf = path.lower().endswith(model_files.GGUF)
-    model_files.check_header(path, field)   # before any tensor is read: sizes inside the file
+    header = model_files.check_header(path, field)   # before any tensor is read: sizes inside the file
     with loading.map_oom(), loading.quiet():
         state = _read_gguf(path, field) if gguf else _read_safetensors(path, field, dtype)
         state = _to_diffusers_keys(state, expected, mapping, config)
-        check_fits(state, expected, path, f"{model_dir.name}/{name}", field)
+        check_fits(state, expected, path, f"{model_dir.name}/{name}", field,
+                   header.metadata.get("general.architecture", ""))
         try:
             if gguf:
                 from diffusers import GGUFQuantizationConfig
@@ -172,8 +173,9 @@ def shape_of(tensor) -> tuple[int, ...]:
     return tuple(getattr(tensor, "quant_shape", None) or tensor.shape)
 
 
-def check_fits(state: dict, expected: dict, path: str, base: str, field: str) -> None:
-    """The file's tensors are exactly the base's, shape for shape; else a clear error (exit 2)."""
+def check_fits(state: dict, expected: dict, path: str, base: str, field: str, declared: str = "") -> None:
+    """The file's tensors are exactly the base's, shape for shape; else a clear error (exit 2)
+    naming both (and the architecture a GGUF's metadata declares)."""
     got = {k: shape_of(v) for k, v in state.items()}
     wrong = sorted((k for k in expected if k in got and got[k] != expected[k]),
                    key=lambda k: k not in TELLING)      # the input projection says most
@@ -181,7 +183,8 @@ def check_fits(state: dict, expected: dict, path: str, base: str, field: str) ->
     extra = [k for k in got if k not in expected]
     if not (wrong or missing or extra):
         return
-    what = (f"{path} ({describe_shapes(got)}) does not fit the base {base} "
+    declared = f", declared architecture {declared!r}" if declared else ""
+    what = (f"{path} ({describe_shapes(got)}{declared}) does not fit the base {base} "
             f"({describe_shapes(expected)})")
     if wrong:
         k = wrong[0]

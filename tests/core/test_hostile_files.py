@@ -94,6 +94,7 @@ def test_a_gguf_of_another_architecture_is_refused_naming_both(tiny_wan_t2v, tin
     other = mf.write_gguf(llm, tmp_path / "llama-Q8_0.gguf", arch="llama")
     err = refused(lambda: load_backend(Path(tiny_wan_t2v), Runtime(), {"transformer": str(other)}))
     assert "llama-Q8_0.gguf" in err.message and err.field == "components.transformer"
+    assert "declared architecture 'llama'" in err.message and "does not fit the base" in err.message
 
 
 def test_a_quantization_sora_cannot_apply_is_refused_by_name(tiny_wan_t2v, tmp_path):
