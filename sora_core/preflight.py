@@ -15,7 +15,8 @@ from .errors import SoraError, invalid
 from .frames.sequence import find_sequence, frame_path, gaps
 from .models_index import resolve_model
 from .provenance.policy import check_spec
-from .spec import ShotSpec, resolve_output_dir
+from .output_dir import resolve_output_dir
+from .spec import ShotSpec
 
 
 def available_inputs(spec: ShotSpec) -> planning.Available:

@@ -127,7 +127,7 @@ def tidy_after_kill(spec, output_root: str | Path) -> None:
     from .errors import SoraError
     from .safe_write import Folder
     from .shot_lock import ShotLock
-    from .spec import resolve_output_dir
+    from .output_dir import resolve_output_dir
 
     root = Path(output_root).resolve()
     try:

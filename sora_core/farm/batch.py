@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SoraError, invalid
-from ..spec import ShotSpec, resolve_output_dir
+from ..output_dir import resolve_output_dir
+from ..spec import ShotSpec
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SKIP_FILES = {"manifest.json", "farm_summary.json"}

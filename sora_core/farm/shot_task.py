@@ -16,7 +16,8 @@ import time
 from typing import Callable
 
 from ..errors import SoraError
-from ..spec import ShotSpec, resolve_output_dir
+from ..output_dir import resolve_output_dir
+from ..spec import ShotSpec
 
 _lock = threading.Lock()
 _client = None

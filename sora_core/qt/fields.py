@@ -91,6 +91,24 @@ def set_spin(box, value) -> None:
     box.setValue(box.minimum() if value is None else value)
 
 
+def table_with_buttons(owner: QtWidgets.QWidget, table, on_add, on_remove, add_tip: str = ""):
+    """Lay ``table`` out in ``owner`` with a + and a − button beside it (every editable list)."""
+    add, remove = QtWidgets.QToolButton(), QtWidgets.QToolButton()
+    add.setText("+")
+    add.setToolTip(add_tip)
+    remove.setText("−")
+    add.clicked.connect(on_add)
+    remove.clicked.connect(on_remove)
+    buttons = QtWidgets.QVBoxLayout()
+    buttons.addWidget(add)
+    buttons.addWidget(remove)
+    buttons.addStretch(1)
+    layout = QtWidgets.QHBoxLayout(owner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(table, 1)
+    layout.addLayout(buttons)
+
+
 class RowTable(QtWidgets.QWidget):
     """A two-column table with add/remove buttons; rows are (number, text)."""
 
@@ -106,19 +124,7 @@ class RowTable(QtWidgets.QWidget):
         self.table.setMinimumHeight(60)
         self.table.setMaximumHeight(84)
         self.table.itemChanged.connect(lambda *_: self.changed.emit())
-        add, remove = QtWidgets.QToolButton(), QtWidgets.QToolButton()
-        add.setText("+")
-        remove.setText("−")
-        add.clicked.connect(lambda: self.add_row())
-        remove.clicked.connect(self._remove)
-        buttons = QtWidgets.QVBoxLayout()
-        buttons.addWidget(add)
-        buttons.addWidget(remove)
-        buttons.addStretch(1)
-        layout = QtWidgets.QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
+        table_with_buttons(self, self.table, lambda: self.add_row(), self._remove)
 
     def add_row(self, number=None, text: str = "") -> None:
         row = self.table.rowCount()

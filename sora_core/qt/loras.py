@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..model_files import LORA_TARGETS
 from .compat import QtWidgets, Signal
-from .fields import dropped_paths
+from .fields import dropped_paths, table_with_buttons
 
 
 class LoraTable(QtWidgets.QWidget):
@@ -29,20 +29,7 @@ class LoraTable(QtWidgets.QWidget):
         self.table.setMaximumHeight(84)
         self.table.itemChanged.connect(lambda *_: self.changed.emit())
         self.table.setAcceptDrops(False)
-        add, remove = QtWidgets.QToolButton(), QtWidgets.QToolButton()
-        add.setText("+")
-        add.setToolTip("add a LoRA file")
-        remove.setText("−")
-        add.clicked.connect(self._browse)
-        remove.clicked.connect(self._remove)
-        buttons = QtWidgets.QVBoxLayout()
-        buttons.addWidget(add)
-        buttons.addWidget(remove)
-        buttons.addStretch(1)
-        layout = QtWidgets.QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
+        table_with_buttons(self, self.table, self._browse, self._remove, "add a LoRA file")
         self.setAcceptDrops(True)
 
     def add_row(self, path: str, strength: float = 1.0, target: str = "all") -> None:

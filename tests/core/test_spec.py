@@ -5,7 +5,8 @@ import json
 import pytest
 
 from sora_core.errors import SoraError
-from sora_core.spec import ShotSpec, resolve_output_dir
+from sora_core.output_dir import resolve_output_dir
+from sora_core.spec import ShotSpec
 from sora_core.spec_schema import json_schema
 
 
