@@ -62,7 +62,11 @@ def scene(sora_addon, tmp_path):
                 sc.node_tree.nodes.remove(node)
     sora_addon.live.clear()             # no live state from the test before
     yield sc
-    prefs.output_dir = ""
+    # fetched again: a test that disabled and re-enabled the add-on freed the preferences above,
+    # and writing to them would be a use after free (it crashed Blender in one run of five)
+    addon = bpy.context.preferences.addons.get("sora_blender")
+    if addon is not None:
+        addon.preferences.output_dir = ""
 
 
 def _tiny_model(tmp_path_factory, family: str) -> str:
