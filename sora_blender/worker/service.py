@@ -50,7 +50,9 @@ def ready_client() -> WorkerClient | None:
     python = worker_python()
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **sign_env()}
     if _client is not None and (_python, _env) != (python, env):
-        stop_worker()                       # the worker Python or the signing identity changed
+        if _client.busy:                    # the worker Python or the signing identity changed:
+            return None                     # its running job ends on the old worker first,
+        _drop_client()                      # and the task asking now is not aborted
     with _lock:
         if _start_error is not None:
             err, _start_error = _start_error, None
@@ -119,9 +121,14 @@ def _signal_kill(pid: int | None) -> None:
 
 def stop_worker(reason: str = "the worker was stopped") -> None:
     """Abort every task and stop the worker process (no orphans), without waiting on it."""
-    global _client, _python, _start_error
     for callback in list(_on_stop):
         callback(reason)
+    _drop_client()
+
+
+def _drop_client() -> None:
+    """Let go of the worker process: a starting or busy one is killed, an idle one exits itself."""
+    global _client, _python, _start_error
     with _lock:
         client, _client, _python, _start_error = _client, None, None, None
     if client is None:

@@ -176,6 +176,8 @@ def _graph():
 
 def test_headless_exports_after_generating_and_refuses_a_tampered_shot(scene, chain, sora_addon, tmp_path):
     tree = _graph()
+    for other in [g for g in bpy.data.node_groups if g.bl_idname == "SoraShotTree" and g != tree]:
+        bpy.data.node_groups.remove(other)          # earlier tests' graphs: their shots are unsigned
     prefs = bpy.context.preferences.addons["sora_blender"].preferences
     prefs.output_dir = ""
     blend = tmp_path / "farm.blend"
@@ -200,9 +202,19 @@ def test_headless_exports_after_generating_and_refuses_a_tampered_shot(scene, ch
     assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())
 
 
-def test_generate_signs_with_the_preferences_identity(signing, chain, scene, sora_addon):
+def test_generate_signs_with_the_preferences_identity(chain, scene, sora_addon):
+    """A warm worker started without the identity is replaced for the next shot, which is not
+    aborted by the replacement (it was, when a changed identity stopped the worker's tasks)."""
     scene.sora.model, scene.sora.prompt, scene.sora.steps, scene.sora.frames = "tinyworld", "a red ball", 2, 5
-    assert bpy.ops.sora.generate() == {"FINISHED"}
+    prefs = bpy.context.preferences.addons["sora_blender"].preferences
+    prefs.sign_cert = prefs.sign_key = ""
+    assert bpy.ops.sora.generate() == {"FINISHED"}                 # a warm worker with no identity
+    assert not (Path(scene.sora.last_dir) / "manifest.c2pa").exists()
+    prefs.sign_cert, prefs.sign_key = str(chain["chain"]), str(chain["key"])
+    try:
+        assert bpy.ops.sora.generate() == {"FINISHED"}
+    finally:
+        prefs.sign_cert = prefs.sign_key = ""
     assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
     folder = Path(scene.sora.last_dir)
     assert (folder / "manifest.c2pa").is_file()                   # the worker had the identity (paths)
