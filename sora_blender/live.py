@@ -40,19 +40,25 @@ class Progress:
 
 
 @dataclass
-class JobState(Progress):
-    """The scene panel's job: RUNNING, DONE, ERROR, CANCELLED (IDLE when nothing ran)."""
+class RunState(Progress):
+    """A job the worker runs for a scene: RUNNING, DONE, ERROR, CANCELLED (IDLE when none ran)."""
 
     state: str = "IDLE"
     error: str = ""
     hint: str = ""
-    notices: list[str] = field(default_factory=list)
-    kept: dict | None = None        # a cancelled long shot's finished passes: dir, frames, first
-    resume: tuple | None = None     # (spec, root) that resumes it
 
     @property
     def running(self) -> bool:
         return self.state == "RUNNING"
+
+
+@dataclass
+class JobState(RunState):
+    """The scene panel's shot."""
+
+    notices: list[str] = field(default_factory=list)
+    kept: dict | None = None        # a cancelled long shot's finished passes: dir, frames, first
+    resume: tuple | None = None     # (spec, root) that resumes it
 
     def add_notice(self, text: str) -> None:
         if text and text not in self.notices:       # the planner's notice and the worker's are one
@@ -88,12 +94,9 @@ class Verification:
 
 
 @dataclass
-class ExportState(Progress):
-    """The scene's "Export deliverable": RUNNING, DONE, ERROR, CANCELLED (IDLE when none ran)."""
+class ExportState(RunState):
+    """The scene's "Export deliverable"."""
 
-    state: str = "IDLE"
-    error: str = ""
-    hint: str = ""
     files: list[str] = field(default_factory=list)
 
 
