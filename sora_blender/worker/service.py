@@ -26,8 +26,6 @@ from .setup import SETUP_HINT, setup_problem
 
 _lock = threading.Lock()
 _client: WorkerClient | None = None
-_python: str | None = None
-_env: dict | None = None        # the environment it was started with (the signing identity's paths)
 _starting: threading.Thread | None = None
 _start_error: SoraError | None = None
 _on_stop: list = []             # callbacks run when the worker is stopped (the tasks abort)
@@ -43,13 +41,13 @@ def ready_client() -> WorkerClient | None:
 
     Raises the start's error once (``not_found`` with a hint while the set-up venv is half made).
     """
-    global _client, _python, _env, _start_error, _starting
+    global _client, _start_error, _starting
     problem = setup_problem()
     if problem:
         raise SoraError("not_found", problem, hint=SETUP_HINT)
     python = worker_python()
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **sign_env()}
-    if _client is not None and (_python, _env) != (python, env):
+    if _client is not None and (_client.python, _client.env) != (python, env):
         if _client.busy:                    # the worker Python or the signing identity changed:
             return None                     # its running job ends on the old worker first,
         _drop_client()                      # and the task asking now is not aborted
@@ -63,7 +61,6 @@ def ready_client() -> WorkerClient | None:
             return None
         if _client is None:
             _client = WorkerClient(python=python, env=env, log=_log_worker_line if bpy.app.background else None)
-            _python, _env = python, env
         client = _client
         _starting = threading.Thread(target=_start, args=(client,), daemon=True, name="sora-worker-start")
         _starting.start()
@@ -101,7 +98,7 @@ def worker_pid() -> int | None:
 
 def current_python() -> str | None:
     """The Python of the worker that is running or starting (None when there is none)."""
-    return _python if _client is not None else None
+    return _client.python if _client is not None else None
 
 
 def on_stop(callback) -> None:
@@ -128,9 +125,9 @@ def stop_worker(reason: str = "the worker was stopped") -> None:
 
 def _drop_client() -> None:
     """Let go of the worker process: a starting or busy one is killed, an idle one exits itself."""
-    global _client, _python, _start_error
+    global _client, _start_error
     with _lock:
-        client, _client, _python, _start_error = _client, None, None, None
+        client, _client, _start_error = _client, None, None
     if client is None:
         return
     if client.hello is None or client.busy:

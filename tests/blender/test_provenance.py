@@ -218,7 +218,7 @@ def test_generate_signs_with_the_preferences_identity(chain, scene, sora_addon):
     assert sora_addon.live.job(scene).state == "DONE", sora_addon.live.job(scene).error
     folder = Path(scene.sora.last_dir)
     assert (folder / "manifest.c2pa").is_file()                   # the worker had the identity (paths)
-    assert sora_addon.worker.service._env["SORA_SIGN_KEY"] == str(chain["key"])
+    assert sora_addon.worker.service._client.env["SORA_SIGN_KEY"] == str(chain["key"])
     bpy.ops.sora.verify_shot()
     state = sora_addon.live.verification(str(folder))
     assert (state.verdict, state.signer) == ("verified", "Test Studio Signer"), state
