@@ -1,4 +1,4 @@
-"""Model files in the panel and the nodes: one-file transformer/VAE overrides and a LoRA list.
+"""Model files in the panel and the nodes: one-file transformer/VAE/upsampler files and a LoRA list.
 
 Held by the scene panel (``scene.sora``), by a Model Files node (component files) and by Lora
 nodes (one LoRA each); they become the spec's ``components`` and ``loras`` (sora_core.model_files),
@@ -19,7 +19,7 @@ LORA_TARGET_ITEMS = [
     ("transformer_2", "Low Noise", "The low-noise expert only (two-expert models: Wan 2.2 A14B)"),
 ]
 COMPONENT_PROPS = {"transformer": "transformer_file", "transformer_2": "transformer_2_file",
-                   "vae": "vae_file"}
+                   "vae": "vae_file", "upsampler": "upsampler_file"}
 
 
 def folder_files(role: str, edit_text: str = "") -> list[tuple[str, str]]:
@@ -68,7 +68,7 @@ def preset_prop():
 
 
 def component_props() -> dict:
-    """The three file properties, shared by the scene panel and the Model Files node."""
+    """The component file properties, shared by the scene panel and the Model Files node."""
     return {
         "transformer_file": _file("The transformer from one .safetensors (diffusers, original or ComfyUI "
                                   "keys; fp16/bf16/fp8) or .gguf file; empty: the model folder's own",
@@ -76,6 +76,8 @@ def component_props() -> dict:
         "transformer_2_file": _file("The low-noise expert from one file (Wan 2.2 A14B); empty: the folder's own",
                                     "transformer"),
         "vae_file": _file("The VAE from one .safetensors file; empty: the model folder's own", "vae"),
+        "upsampler_file": _file("LTX-2's latent upsampler for two stages, the original .safetensors file "
+                                "(ltx-2-spatial-upscaler-x2); empty: the folder's own, if any", "upsampler"),
     }
 
 
@@ -128,14 +130,18 @@ class SORA_OT_lora_edit(Operator):
 
 
 def draw_components(layout, owner, caps) -> None:
-    """The component file pickers (the low-noise expert only for two-expert models)."""
+    """The component file pickers (the low-noise expert for two-expert models, the upsampler for
+    LTX-2; either also while it is set, so a file the planner refuses can be cleared)."""
     layout.label(text="Transformer File")
     layout.prop(owner, "transformer_file")
-    if caps is not None and caps.experts >= 2:
+    if (caps is not None and caps.experts >= 2) or owner.transformer_2_file:
         layout.label(text="Low-Noise Expert File")
         layout.prop(owner, "transformer_2_file")
     layout.label(text="VAE File")
     layout.prop(owner, "vae_file")
+    if (caps is not None and caps.family == "ltx2") or owner.upsampler_file:
+        layout.label(text="Latent Upsampler File")
+        layout.prop(owner, "upsampler_file")
 
 
 def draw(layout, props, caps) -> None:

@@ -14,6 +14,7 @@ from sora_core.errors import SoraError, invalid
 from sora_core.frames.sequence import fill_pattern, find_sequence
 from sora_core import capabilities as core_caps, planning
 from sora_core.spec import NAME_RE, Color, Inputs, Keyframe, Output, Runtime, ShotSpec
+from sora_core.upsampler_rules import with_file
 
 from . import live, model_files, schedule
 from .models import model_info, model_ref_for_spec
@@ -212,6 +213,11 @@ def fit(scene, props) -> Fit:
         result.problem = problem
     if not caps.supports(mode):
         result.problem = f"{caps.family} cannot {mode}; it can: {', '.join(caps.modes)}"
+        return result
+    try:                    # a named upsampler file: the plan the worker makes (its header read)
+        caps = result.caps = with_file(caps, model_files.components_of(props).upsampler, props.model)
+    except SoraError as exc:
+        result.problem = exc.message
         return result
     if mode in SOURCE_MODES and props.use_scene_range:
         frames = scene.frame_end - scene.frame_start + 1

@@ -2,8 +2,8 @@
 
 Light half (standard library; the GGUF header through the ``gguf`` package when it is there). A
 shot names a base diffusers folder (configs, tokenizer, text encoder, scheduler) and may replace
-its ``transformer``, ``transformer_2`` or ``vae`` with one ``.safetensors`` or ``.gguf`` file and
-add LoRAs. Here: the spec's parts, the checks that need no torch (file kinds, existence), and the
+its ``transformer``, ``transformer_2`` or ``vae`` with one ``.safetensors`` or ``.gguf`` file, give
+an LTX-2 model its latent upsampler as the original single file, and add LoRAs. Here: the spec's parts, the checks that need no torch (file kinds, existence), and the
 header readers (tensor names, shapes and dtypes, no weight bytes read, nothing executed).
 """
 
@@ -20,7 +20,8 @@ from .errors import SoraError, invalid
 
 SAFETENSORS, GGUF = ".safetensors", ".gguf"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-OVERRIDABLE = ("transformer", "transformer_2", "vae")
+OVERRIDABLE = ("transformer", "transformer_2", "vae")    # parts of the base's own pipeline
+COMPONENT_FILES = OVERRIDABLE + ("upsampler",)
 LORA_TARGETS = ("all", "transformer", "transformer_2")
 PICKLE_HINT = ("convert it to .safetensors in a trusted environment (e.g. safetensors.torch.save_file("
                "torch.load(path, weights_only=True), 'out.safetensors')) or get a safetensors/GGUF release")
@@ -33,9 +34,10 @@ class Components:
     transformer: str | None = None      # .safetensors (diffusers, original or ComfyUI keys) or .gguf
     transformer_2: str | None = None    # the low-noise expert of two-expert models (Wan 2.2 A14B)
     vae: str | None = None              # .safetensors
+    upsampler: str | None = None        # LTX-2's latent upsampler, the original .safetensors file
 
     def given(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in OVERRIDABLE if getattr(self, name)}
+        return {name: getattr(self, name) for name in COMPONENT_FILES if getattr(self, name)}
 
 
 @dataclass
@@ -61,7 +63,8 @@ def check_kind(path: str, field: str, allowed: tuple[str, ...]) -> None:
 def validate(components: Components, loras: list[Lora]) -> None:
     """The spec-level checks (no disk access): file kinds, strengths, targets."""
     for name, path in components.given().items():
-        check_kind(path, f"components.{name}", (SAFETENSORS,) if name == "vae" else (SAFETENSORS, GGUF))
+        check_kind(path, f"components.{name}", (SAFETENSORS, GGUF) if name.startswith("transformer")
+                   else (SAFETENSORS,))
     for i, lora in enumerate(loras):
         check_kind(lora.path, f"loras[{i}].path", (SAFETENSORS,))
         if isinstance(lora.strength, bool) or not isinstance(lora.strength, (int, float)) \

@@ -1,5 +1,5 @@
-"""The CLI's model-file flags (``--transformer``, ``--transformer-2``, ``--vae``, ``--lora``) and the
-file half of ``sora models`` (a ComfyUI ``models/`` tree). Light half."""
+"""The CLI's model-file flags (``--transformer``, ``--transformer-2``, ``--vae``, ``--upsampler``,
+``--lora``) and the file half of ``sora models`` (a ComfyUI ``models/`` tree). Light half."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--transformer-2", metavar="FILE", dest="transformer_2",
                    help="the low-noise expert from one file (two-expert models: Wan 2.2 A14B)")
     g.add_argument("--vae", metavar="FILE", help="the VAE from one .safetensors file")
+    g.add_argument("--upsampler", metavar="FILE", help="LTX-2's latent upsampler for two stages, the "
+                   "original .safetensors file (e.g. ltx-2-spatial-upscaler-x2-1.0.safetensors)")
     g.add_argument("--lora", action="append", default=[], metavar="FILE[@STRENGTH[@TARGET]]",
                    help="a LoRA (.safetensors) at STRENGTH (default 1.0), on TARGET "
                         f"({', '.join(LORA_TARGETS)}; default all); repeatable")
@@ -47,7 +49,7 @@ def parse_lora(value: str) -> dict:
 def spec_part(args) -> dict:
     """The spec keys the flags give (``components`` and ``loras``)."""
     return {"components": {"transformer": _abs(args.transformer), "transformer_2": _abs(args.transformer_2),
-                           "vae": _abs(args.vae)},
+                           "vae": _abs(args.vae), "upsampler": _abs(args.upsampler)},
             "loras": [parse_lora(v) for v in args.lora], "preset": args.preset}
 
 

@@ -10,7 +10,7 @@ shots without torch. The capabilities of a folder are built in four layers, each
    the transformer's patch (Wan 2.1 8*2 = 16, Wan 2.2 TI2V-5B 16*2 = 32, LTX 32*1 = 32);
 4. ``sora_model.json`` beside the weights, where a user overrides any rule (validated).
 
-An LTX-2 folder may hold its latent upsampler (:func:`upsampler_dir`, in the layouts the hub
+An LTX-2 folder may hold its latent upsampler (``upsampler_rules``, in the layouts the hub
 ships): its config gives the scale of the two-stage path (``Capabilities.upsampler``).
 
 A rule the configs do not give keeps the family default and says so in ``Capabilities.notes``
@@ -26,16 +26,9 @@ from pathlib import Path
 from .capabilities import FAMILIES, PIPELINE_FAMILIES, Capabilities
 from .errors import SoraError
 from .presets import parse as parse_presets
+from .upsampler_rules import folder_scale
 
 RULES_FILE = "sora_model.json"
-# where an LTX-2 folder keeps its two-stage latent upsampler, in the order looked for
-UPSAMPLER_DIRS = ("latent_upsampler", "spatial_upsampler", "upsample_pipeline")
-UPSAMPLER_CLASS = "LTX2LatentUpsamplerModel"
-UPSAMPLE_PIPELINE = "LTX2LatentUpsamplePipeline"
-# config keys of upsamplers saved before diffusers named them as 0.42 does (fal's LTX-2 packs)
-LEGACY_UPSAMPLER_KEYS = {"rational_resampler": "use_rational_resampler",
-                         "spatial_scale": "rational_spatial_scale"}
-
 # Known models: what their makers recommend, keyed by the variant :func:`variant_of` recognises.
 KNOWN_MODELS: dict[str, dict] = {
     "wan2.1": dict(default_fps=16.0, max_frames=81, default_size=(832, 480)),
@@ -155,7 +148,7 @@ def read_capabilities(model_dir: str | Path, index: dict) -> Capabilities | None
     if family.startswith("ltx2"):
         _ltx2_rules(values, read_json(model_dir / "transformer" / "config.json"), base)
     if family == "ltx2":
-        values["upsampler"] = upsampler_scale(model_dir, notes)
+        values["upsampler"] = folder_scale(model_dir, notes)
     multiple = values.get("frame_multiple", base.frame_multiple)
     offset = values.get("frame_offset", base.frame_offset)
     values["min_frames"] = multiple + offset if multiple > 1 else base.min_frames
@@ -180,56 +173,6 @@ def _ltx2_rules(values: dict, transformer: dict, base: Capabilities) -> None:
     side = [transformer.get(k) for k in ("base_width", "base_height")]
     if all(isinstance(v, int) and v > 0 for v in side):
         values["max_size"] = max(side)
-
-
-def upsampler_dir(model_dir: Path) -> Path | None:
-    """The folder of an LTX-2 model's latent upsampler, as the hub ships it: the model itself in
-    ``latent_upsampler/`` (Lightricks/LTX-2, diffusers' conversion script) or ``spatial_upsampler/``
-    (fal's packs), or an ``LTX2LatentUpsamplePipeline`` folder (the script's ``upsample_pipeline/``,
-    the separate "Spatial-Upsampler-Diffusers" repos) under any of those names, whose own
-    ``latent_upsampler/`` holds the model. Only folders inside ``model_dir``; None: none."""
-    root = model_dir.resolve()
-    for name in UPSAMPLER_DIRS:
-        folder = model_dir / name
-        if not folder.resolve().is_relative_to(root):
-            continue
-        if (folder / "config.json").is_file():
-            return folder
-        index = read_json(folder / "model_index.json")
-        inner = folder / "latent_upsampler"
-        if index.get("_class_name") == UPSAMPLE_PIPELINE and (inner / "config.json").is_file() \
-                and inner.resolve().is_relative_to(root):
-            return inner
-    return None
-
-
-def upsampler_config(folder: Path) -> dict:
-    """The upsampler's config with legacy key names read as diffusers 0.42 names them."""
-    config = read_json(folder / "config.json")
-    for old, new in LEGACY_UPSAMPLER_KEYS.items():
-        if old in config and new not in config:
-            config[new] = config.pop(old)
-    return config
-
-
-def upsampler_scale(model_dir: Path, notes: list[str]) -> int:
-    """The spatial scale of the folder's latent upsampler (0: none, or one sora cannot use:
-    a temporal or a non-integer scale, with a note)."""
-    folder = upsampler_dir(model_dir)
-    if folder is None:
-        return 0
-    config = upsampler_config(folder)
-    where = f"{folder.relative_to(model_dir).as_posix()}/config.json"
-    if config.get("_class_name") != UPSAMPLER_CLASS:
-        notes.append(f"{where} names {config.get('_class_name')!r}, not {UPSAMPLER_CLASS}: one stage only")
-        return 0
-    scale = config.get("rational_spatial_scale", 2.0) if config.get("use_rational_resampler", True) else 2.0
-    if (not config.get("spatial_upsample", True) or config.get("temporal_upsample", False)
-            or not isinstance(scale, (int, float)) or scale < 2 or not float(scale).is_integer()):
-        notes.append(f"{where}: sora runs a spatial upsampler of a whole scale (2, 4), not this one: "
-                     "one stage only")
-        return 0
-    return int(scale)
 
 
 def _fit_down(value: int, multiple: int, offset: int) -> int:

@@ -19,6 +19,7 @@ from .model_rules import read_json
 PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.")
 # ComfyUI's models/ folders and what sora reads from each
 COMFY_FOLDERS = {"diffusion_models": "transformer", "unet": "transformer", "vae": "vae",
+                 "latent_upscale_models": "upsampler",
                  "loras": "lora", "text_encoders": "text_encoder"}
 LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", "lora_unet_")
 LORA_ENDS = (".alpha", ".diff", ".diff_b")
@@ -145,12 +146,27 @@ def inspect_file(path: Path, role: str, bases=()) -> FileInfo:
     if role == "lora" or any(m in k for k in list(shapes)[:20] for m in LORA_MARKS) \
             or any(k.endswith(LORA_ENDS) for k in list(shapes)[:20]):
         return FileInfo(path, "lora", describe_lora(shapes)["label"])
+    if role == "upsampler":
+        return _upsampler_info(path)
     scaled = " scaled" if any(k == "scaled_fp8" or k.endswith(".scale_weight") for k in shapes) else ""
     info = FileInfo(path, role, f"{describe_shapes(shapes)}, {dtype_label(header.dtypes())}{scaled}")
     if role == "transformer":
         arch = architecture(shapes)
         info.pairs = [b.name for b in bases if _fits(arch, Path(b.path))]
     return info
+
+
+def _upsampler_info(path: Path) -> FileInfo:
+    """An LTX-2 latent upscaler file: its scale, or why sora runs it in one stage only."""
+    from .upsampler_rules import read_config, spatial_scale
+
+    try:
+        scale, why = spatial_scale(read_config(path, "upsampler"))
+    except SoraError as err:
+        return FileInfo(path, "upsampler", "not a latent upsampler", problem=err.message)
+    if why:
+        return FileInfo(path, "upsampler", "LTX-2 latent upsampler", problem=why)
+    return FileInfo(path, "upsampler", f"LTX-2 latent upsampler, spatial x{scale}")
 
 
 def _fits(arch: dict, base: Path) -> bool:

@@ -17,6 +17,7 @@ from .models_index import resolve_model
 from .provenance.policy import check_spec
 from .output_dir import resolve_output_dir
 from .spec import ShotSpec
+from .upsampler_rules import with_file
 
 
 def available_inputs(spec: ShotSpec) -> planning.Available:
@@ -42,7 +43,8 @@ def plan_shot(spec: ShotSpec, output_root: str | Path, models_dirs=()):
         raise invalid("components", "the bundled model takes no component files or LoRAs",
                       hint="name a Wan or LTX-Video base folder with --model")
     available = available_inputs(spec)
-    plan = planning.plan(spec, model.capabilities, available, presets.resolve(spec, model.path))
+    caps = with_file(model.capabilities, spec.components.upsampler, str(model.path))
+    plan = planning.plan(spec, caps, available, presets.resolve(spec, model.path))
     given = {"animate": ("inputs.image", plan.first_known.values()),
              "interpolate": ("inputs.keyframes", plan.first_known.values()),
              "control": ("inputs.reference", [spec.inputs.reference] if spec.inputs.reference else [])}

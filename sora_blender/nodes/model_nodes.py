@@ -29,7 +29,7 @@ class SoraModelSocket(SocketLook, bpy.types.NodeSocket):
 
 class SoraModelFilesNode(SoraNode, bpy.types.Node):
     """One-file components over the model folder: a transformer (.safetensors or .gguf), the
-    low-noise expert, a VAE"""
+    low-noise expert, a VAE, LTX-2's latent upsampler"""
 
     bl_idname = "SoraModelFilesNode"
     bl_label = "Model Files"
@@ -39,16 +39,18 @@ class SoraModelFilesNode(SoraNode, bpy.types.Node):
         self.outputs.new(SOCKET, "Model")
 
     def draw_buttons(self, context, layout):
-        model_files.draw_components(layout, self, _Experts())
+        model_files.draw_components(layout, self, _EveryFile())
 
 
 SoraModelFilesNode.__annotations__.update(model_files.component_props())
 
 
-class _Experts:
-    """Caps stand-in for the node: it offers the low-noise expert file whatever the model."""
+class _EveryFile:
+    """Caps stand-in for the node: it offers every file (the low-noise expert, the upsampler)
+    whatever the model; the planner refuses one the model cannot take."""
 
     experts = 2
+    family = "ltx2"
 
 
 class SoraLoraNode(SoraNode, bpy.types.Node):

@@ -15,6 +15,7 @@ import bpy
 from sora_core.errors import SoraError, invalid
 from sora_core.frames.sequence import fill_pattern
 from sora_core.spec import Inputs, Keyframe, Output, ShotSpec
+from sora_core.upsampler_rules import with_file
 
 from .. import live, schedule, shots
 from ..models import model_info, model_ref_for_spec
@@ -119,11 +120,12 @@ def node_spec(node, scene) -> ShotSpec:
                   node.context_frames if mode == "extend" else 0, shot, a, b)
     width, height = shots.scene_size(scene)
     fps = scene.render.fps / scene.render.fps_base
+    components, loras = chain_files(node)
+    caps = with_file(caps, components.upsampler, ref)      # a named upsampler file: two stages
     fitted = shots.fit_values(caps, mode, ask.frames, width, height, ask.context, ask.available, fps, changes,
                               inputs.control_kind, node.upsample)
     if mode == "interpolate":
         inputs.keyframes[1].index = fitted.total - 1
-    components, loras = chain_files(node)
     spec = ShotSpec(mode=mode, prompt=prompt, negative_prompt=negative,
                     model=model_ref_for_spec(ref), seed=node.seed, steps=node.steps or None,
                     components=components, loras=loras,

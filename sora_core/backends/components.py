@@ -1,4 +1,5 @@
-"""One-file components over a base folder: a transformer or VAE from a ``.safetensors`` or ``.gguf``.
+"""One-file components over a base folder: a transformer or VAE from a ``.safetensors`` or ``.gguf``,
+and LTX-2's latent upsampler from its original ``.safetensors``.
 
 The base folder gives every config (``local_files_only``, never a hub); the file gives weights
 only. Keys in the original Wan/LTX or ComfyUI (``model.diffusion_model.``) layout are converted by
@@ -210,6 +211,33 @@ def _load_like_pretrained(cls, config, state: dict, dtype):
     load_model_dict_into_meta(model, state, dtype=dtype, device_map={"": torch.device("cpu")},
                               keep_in_fp32_modules=[keep] if isinstance(keep, str) else list(keep))
     return model.eval()
+
+
+def load_upsampler_file(path: str, dtype, field: str = "components.upsampler"):
+    """LTX-2's latent upsampler from its original single file: built from the config in the file's
+    metadata (``upsampler_rules.read_config``); ltx-core's tensor names are diffusers' own, so the
+    file must fill the model exactly (the fixed blur kernel of a rational resampler may be left out)."""
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    from ..upsampler_rules import read_config
+
+    config = {k: v for k, v in read_config(Path(path), field).items() if not k.startswith("_")}
+    with loading.map_oom(), loading.quiet():
+        state = _read_safetensors(path, field, dtype)
+        model = LTX2LatentUpsamplerModel.from_config(config)
+        wanted = set(model.state_dict())
+        rebuilt = {k for k in wanted if k.endswith(".blur_down.kernel")}    # a fixed blur the model makes
+        missing, extra = sorted(wanted - rebuilt - set(state)), sorted(set(state) - wanted)
+        if missing or extra:
+            raise SoraError("invalid_input", f"{field}: {path} does not fit the upsampler its config "
+                            f"describes (missing {', '.join(missing[:3]) or 'nothing'}; unexpected "
+                            f"{', '.join(extra[:3]) or 'nothing'})", field=field)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise SoraError("invalid_input", f"{field}: {path} does not fit the upsampler its config "
+                            f"describes: {str(exc).splitlines()[-1].strip()}", field=field) from None
+    return model.to(dtype).eval()
 
 
 def identity(given: dict[str, str]) -> dict:

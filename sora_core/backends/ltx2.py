@@ -27,6 +27,7 @@ import dataclasses
 
 from . import loading
 from .base import OnStep, Request, finish_frames
+from .components import identity as components_identity, load_upsampler_file
 from .diffusers_base import DiffusersBackend
 from .ltx import condition_items
 
@@ -40,17 +41,27 @@ def latent_index(frame: int, frames: int, temporal: int) -> int:
 
 
 class LTX2Backend(DiffusersBackend):
-    def __init__(self, model_dir: Path, runtime, index: dict | None = None, **files):
+    def __init__(self, model_dir: Path, runtime, index: dict | None = None,
+                 components: dict[str, str] | None = None):
         from ..model_rules import family_of
         from ..models_index import read_model_index
+        from ..upsampler_rules import file_scale, find_upsampler
 
         index = index if index is not None else read_model_index(model_dir)
         self.family = family_of(index) or ""
-        super().__init__(model_dir, runtime, index, **files)
+        components = dict(components or {})
+        upsampler_file = components.pop("upsampler", None)     # not a part of the pipeline
+        super().__init__(model_dir, runtime, index, components)
         self._upsample_pipe = None
+        if upsampler_file:
+            self.capabilities = dataclasses.replace(self.capabilities, upsampler=file_scale(upsampler_file))
+            self.identity.setdefault("components", {}).update(components_identity({"upsampler": upsampler_file}))
+            self._upsampler_at = Path(upsampler_file).expanduser()
+        else:
+            self._upsampler_at = find_upsampler(self.model_dir)
         if self.capabilities.upsampler:
-            from ..model_rules import upsampler_dir
-            where = upsampler_dir(self.model_dir).relative_to(self.model_dir).as_posix()
+            where = self._upsampler_at.name if upsampler_file else \
+                self._upsampler_at.relative_to(self.model_dir).as_posix()
             self.identity["upsampler"] = f"{where} x{self.capabilities.upsampler}"
 
     def call(self, pipe, req: Request, on_step: OnStep, linear: bool = False, **kwargs) -> np.ndarray:
@@ -96,16 +107,20 @@ class LTX2Backend(DiffusersBackend):
         return out[0]
 
     def _upsampler(self):
+        """The latent upsampler over the model's VAE: a diffusers folder, or an original file."""
         if self._upsample_pipe is None:
             from diffusers import LTX2LatentUpsamplePipeline
             from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
-            from ..model_rules import LEGACY_UPSAMPLER_KEYS, upsampler_config, upsampler_dir
+            from ..upsampler_rules import LEGACY_KEYS, read_config
 
-            folder = upsampler_dir(self.model_dir)
-            config = upsampler_config(folder)           # legacy key names passed as 0.42 reads them
-            renamed = {new: config[new] for new in LEGACY_UPSAMPLER_KEYS.values() if new in config}
-            model = loading.load_pipeline(LTX2LatentUpsamplerModel, folder, self.dtype, overrides=renamed)
+            at = self._upsampler_at
+            if at.is_dir():
+                config = read_config(at)            # legacy key names passed as 0.42 reads them
+                renamed = {new: config[new] for new in LEGACY_KEYS.values() if new in config}
+                model = loading.load_pipeline(LTX2LatentUpsamplerModel, at, self.dtype, overrides=renamed)
+            else:
+                model = load_upsampler_file(str(at), self.dtype)
             self._upsample_pipe = LTX2LatentUpsamplePipeline(vae=self.pipe.vae, latent_upsampler=model)
             self._upsample_pipe.set_progress_bar_config(disable=True)
         return self._upsample_pipe

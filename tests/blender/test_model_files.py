@@ -59,6 +59,7 @@ def test_panel_draws_the_files_and_its_shot_runs_with_them(scene, sora_addon, ti
     log = draw(bpy.types.SORA_PT_view3d)
     assert ("prop", "transformer_file", True) in log and ("template_list", "loras", True) in log
     assert ("prop", "transformer_2_file", True) not in log        # one transformer: no expert file
+    assert ("prop", "upsampler_file", True) not in log            # not LTX-2: no upsampler file
     spec, _root, _fit = sora_addon.shots.scene_spec(scene, reserve=False)
     assert spec.components.transformer == files["transformer"]
     assert [(l.path, l.strength) for l in spec.loras] == list(zip(files["loras"], (0.7, 1.2)))
@@ -106,6 +107,37 @@ def test_panel_draws_the_files_and_its_shot_runs_with_them(scene, sora_addon, ti
     assert gguf_model["components"]["transformer"]["path"] == files["gguf"] and len(gguf_model["loras"]) == 2
     props.loras.clear()
     props.transformer_file = ""
+
+
+def test_an_ltx2_model_offers_an_upsampler_file_in_the_panel_and_the_node(scene, sora_addon, family_models,
+                                                                        tmp_path):
+    from tests.core.test_upsampler_file import ORIGINAL, header_only
+
+    props = _setup(scene, family_models["ltx2"])                 # a base without an upsampler
+    scene.render.resolution_x, scene.render.resolution_y = 128, 64
+    upsampler = header_only(tmp_path / "ltx-2-spatial-upscaler-x2-1.0.safetensors",
+                            ["initial_conv.weight", "final_conv.weight"], ORIGINAL)   # read from its header
+    assert not any("two stages" in n for n in sora_addon.shots.panel_fit(scene).notes)
+    props.upsampler_file = str(upsampler)
+    try:
+        log = draw(bpy.types.SORA_PT_view3d)
+        assert ("label", "Latent Upsampler File") in [e[:2] for e in log] and ("prop", "upsampler_file", True) in log
+        fitted = sora_addon.shots.panel_fit(scene)
+        assert not fitted.problem and any(n.startswith("two stages: made at 64x32") for n in fitted.notes)
+        spec, _root, _fit = sora_addon.shots.scene_spec(scene, reserve=False)
+        assert spec.components.upsampler == str(upsampler)
+        props.model = family_models["wan-t2v"]                   # set on a Wan model: refused, still shown
+        assert "for LTX-2 models" in sora_addon.shots.panel_fit(scene).problem
+        assert ("prop", "upsampler_file", True) in draw(bpy.types.SORA_PT_view3d)
+    finally:
+        props.upsampler_file = ""
+    tree = bpy.data.node_groups.new("Upsampled", "SoraShotTree")
+    try:
+        node = tree.nodes.new("SoraModelFilesNode")
+        node.upsampler_file = str(upsampler)
+        assert sora_addon.model_files.components_of(node).upsampler == str(upsampler)
+    finally:
+        bpy.data.node_groups.remove(tree)
 
 
 def test_a_pickle_in_the_panel_is_refused_before_any_worker(scene, sora_addon, tiny_wan_t2v_path, tmp_path):

@@ -13,6 +13,7 @@ class Block:
 sys.meta_path.insert(0, Block())
 import sora_core, sora_core.spec, sora_core.protocol, sora_core.client, sora_core.manifest
 import sora_core.capabilities, sora_core.models_index, sora_core.cli, sora_core.errors
+import sora_core.upsampler_rules, sora_core.preflight
 from sora_core.models_index import list_models
 list_models()
 print('ok')

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sora_core.model_rules import upsampler_dir
+from sora_core.upsampler_rules import find_upsampler
 from sora_core.models_index import inspect_model
 
 
@@ -55,7 +55,7 @@ def test_each_hub_layout_is_listed_as_two_stage_and_its_upsampler_loads(tiny_ltx
     from sora_core.spec import Runtime
 
     folder = _layout(tiny_ltx2_upsampled, tmp_path, kind)
-    assert upsampler_dir(folder).relative_to(folder).as_posix() == found
+    assert find_upsampler(folder).relative_to(folder).as_posix() == found
     caps = inspect_model(str(folder)).capabilities
     assert caps.upsampler == 2, caps.notes
     assert caps.describe().endswith("; two-stage x2 with its latent upsampler")
@@ -68,13 +68,13 @@ def test_each_hub_layout_is_listed_as_two_stage_and_its_upsampler_loads(tiny_ltx
 
 def test_a_folder_without_an_upsampler_or_with_one_outside_it_is_one_stage(tiny_ltx2, tiny_ltx2_upsampled,
                                                                           tmp_path):
-    assert upsampler_dir(Path(tiny_ltx2)) is None and inspect_model(tiny_ltx2).capabilities.upsampler == 0
+    assert find_upsampler(Path(tiny_ltx2)) is None and inspect_model(tiny_ltx2).capabilities.upsampler == 0
     folder = tmp_path / "linked"
     shutil.copytree(tiny_ltx2, folder)
     (folder / "spatial_upsampler").symlink_to(Path(tiny_ltx2_upsampled) / "latent_upsampler")
-    assert upsampler_dir(folder) is None                 # a link leading out of the model folder
+    assert find_upsampler(folder) is None                 # a link leading out of the model folder
     pipeline = tmp_path / "wrong" / "upsample_pipeline"
     shutil.copytree(tiny_ltx2, pipeline.parent)
     pipeline.mkdir()
     (pipeline / "model_index.json").write_text(json.dumps({"_class_name": "LTX2Pipeline"}))
-    assert upsampler_dir(pipeline.parent) is None        # not an upsample pipeline
+    assert find_upsampler(pipeline.parent) is None        # not an upsample pipeline
