@@ -3,8 +3,9 @@
 Light half (standard library; the GGUF header through the ``gguf`` package when it is there). A
 shot names a base diffusers folder (configs, tokenizer, text encoder, scheduler) and may replace
 its ``transformer``, ``transformer_2`` or ``vae`` with one ``.safetensors`` or ``.gguf`` file, give
-an LTX-2 model its latent upsampler as the original single file, and add LoRAs. Here: the spec's parts, the checks that need no torch (file kinds, existence), and the
-header readers (tensor names, shapes and dtypes, no weight bytes read, nothing executed).
+an LTX-2 model its latent upsampler as the original single file, and add LoRAs. Here: the spec's
+parts, the checks that need no torch (file kinds, existence), and the header readers (tensor
+names, shapes and dtypes, no weight bytes read, nothing executed).
 """
 
 from __future__ import annotations
